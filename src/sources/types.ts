@@ -1,0 +1,19 @@
+// What every webhook source gives the ingest route: a verified event ready to store.
+
+export type VerifiedEvent = {
+  eventId: string;
+  type: string;
+  apiVersion: string | null;
+  account: string | null;
+  livemode: boolean | null;
+  /** Unix seconds. */
+  created: number | null;
+  /** The verified body, decoded as UTF-8. */
+  body: string;
+};
+
+export interface Source {
+  readonly name: string;
+  /** Throws SignatureError or PayloadError; never touches the database. */
+  verify(raw: Uint8Array, headers: Headers, nowMs: number): VerifiedEvent;
+}

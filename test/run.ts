@@ -1,0 +1,68 @@
+// `npm test`: starts a throwaway Postgres (or uses TEST_DATABASE_URL), migrates one template
+// database, then runs tap; each test file clones the template into a database of its own.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
+import { startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
+import { migrate } from '../src/db/migrate.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+let embedded: Embedded | undefined;
+let adminUrl = process.env.TEST_DATABASE_URL;
+if (!adminUrl) {
+  const started = Date.now();
+  embedded = await startEmbeddedPostgres({
+    // Directly under the temp dir: as root the server runs as the `postgres` user, which must
+    // be able to reach the folder.
+    dir: path.join(tmpdir(), `webhook-inbox-test-${randomBytes(4).toString('hex')}`),
+    port: await freePort(),
+    database: 'postgres',
+    throwaway: true,
+  });
+  adminUrl = embedded.adminUrl;
+  process.stdout.write(`# throwaway Postgres started in ${Date.now() - started} ms\n`);
+}
+
+const template = `wi_template_${process.pid}`;
+const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+await admin.unsafe(`drop database if exists ${template}`);
+await admin.unsafe(`create database ${template}`);
+const templateUrl = new URL(adminUrl);
+templateUrl.pathname = `/${template}`;
+const migrator = postgres(templateUrl.toString(), { max: 1, onnotice: () => {} });
+await migrate(migrator);
+await migrator.end();
+
+const stop = async () => {
+  await admin.unsafe(`drop database if exists ${template} with (force)`).catch(() => {});
+  await admin.end({ timeout: 1 });
+  await embedded?.stop();
+};
+
+const tap = spawn(path.join(root, 'node_modules/.bin/tap'), process.argv.slice(2), {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, TEST_DATABASE_URL: adminUrl, TEST_TEMPLATE_DB: template },
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => tap.kill(signal));
+}
+const code: number = await new Promise((resolve) => tap.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+await stop();
+process.exit(code);
