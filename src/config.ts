@@ -48,6 +48,9 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: withDefault(int(100, 600_000), 10_000),
 });
 
+/** Every variable the service reads (besides WEBHOOK_SECRET_<NAME>). */
+export const CONFIG_VARIABLES = Object.keys(envSchema.shape);
+
 // Other HMAC sources are named by the variable: WEBHOOK_SECRET_ACME=whsec_... serves
 // POST /webhooks/acme with Standard Webhooks signatures.
 const SOURCE_VAR = /^WEBHOOK_SECRET_([A-Z0-9_]+)$/;

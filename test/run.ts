@@ -1,6 +1,6 @@
 // `npm test`: starts a throwaway Postgres (or uses TEST_DATABASE_URL), migrates one template
 // database, then runs tap; each test file clones the template into a database of its own.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,15 @@ async function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+// tap builds its plugin set at install time with its TypeScript plugin (a ts-node fork that
+// crashes under TypeScript 7). package.json drops that plugin, and Node 24 strips the types; tap
+// would rebuild itself on the first run but still launch that run's files the old way, so make
+// sure the build matches the config before anything runs.
+const tapBin = path.join(root, 'node_modules/.bin/tap');
+if (execFileSync(tapBin, ['plugin', 'list'], { cwd: root, encoding: 'utf8' }).includes('@tapjs/typescript')) {
+  execFileSync(tapBin, ['build'], { cwd: root, stdio: 'ignore' });
 }
 
 let embedded: Embedded | undefined;
@@ -55,7 +64,7 @@ const stop = async () => {
   await embedded?.stop();
 };
 
-const tap = spawn(path.join(root, 'node_modules/.bin/tap'), process.argv.slice(2), {
+const tap = spawn(tapBin, process.argv.slice(2), {
   cwd: root,
   stdio: 'inherit',
   env: { ...process.env, TEST_DATABASE_URL: adminUrl, TEST_TEMPLATE_DB: template },

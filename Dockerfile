@@ -1,0 +1,16 @@
+# The single-container deployment: webhook-inbox on Node 24. Give it DATABASE_URL; without one it
+# starts the embedded Postgres and keeps the data in the /app/.data volume.
+FROM node:24-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY sql ./sql
+COPY src ./src
+COPY scripts ./scripts
+RUN mkdir -p /app/.data && chown node:node /app/.data
+VOLUME /app/.data
+USER node
+EXPOSE 3000
+HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+CMD ["npm", "start"]
