@@ -2,6 +2,7 @@
 // database, then runs tap; each test file clones the template into a database of its own.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,12 +25,16 @@ async function freePort(): Promise<number> {
 }
 
 // tap builds its plugin set at install time with its TypeScript plugin (a ts-node fork that
-// crashes under TypeScript 7). package.json drops that plugin, and Node 24 strips the types; tap
-// would rebuild itself on the first run but still launch that run's files the old way, so make
-// sure the build matches the config before anything runs.
+// crashes under TypeScript 7). package.json drops that plugin and Node 24 strips the types; tap
+// notices the change only after it has launched the first run's files the old way. So rebuild
+// once per install (the stamp lives in node_modules, which a fresh `npm ci` replaces).
 const tapBin = path.join(root, 'node_modules/.bin/tap');
-if (execFileSync(tapBin, ['plugin', 'list'], { cwd: root, encoding: 'utf8' }).includes('@tapjs/typescript')) {
+const plugins = JSON.stringify(JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).tap?.plugin ?? []);
+const stamp = path.join(root, 'node_modules/.cache/webhook-inbox-tap-plugins.json');
+if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== plugins) {
   execFileSync(tapBin, ['build'], { cwd: root, stdio: 'ignore' });
+  mkdirSync(path.dirname(stamp), { recursive: true });
+  writeFileSync(stamp, plugins);
 }
 
 let embedded: Embedded | undefined;
