@@ -3,26 +3,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Stripe from 'stripe';
-import { startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
+import { stripeEvent } from '../test/helpers/app.ts';
+import { freePort, startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
 
 export const root = fileURLToPath(new URL('..', import.meta.url));
 export const SECRET = 'whsec_bench_0123456789abcdef0123456789';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** DATABASE_URL when given, else a fresh embedded Postgres with durable (default) settings. */
 export async function benchDatabase(): Promise<{ url: string; label: string; stop: () => Promise<void> }> {
@@ -74,30 +64,9 @@ export async function startService(databaseUrl: string, env: Record<string, stri
 
 /** A unique Stripe event of about `bytes` bytes, with a valid signature made now. */
 export function signedDelivery(bytes = 5000, type = 'customer.updated'): { id: string; body: string; signature: string } {
-  const id = `evt_${randomBytes(12).toString('hex')}`;
-  const event = {
-    id,
-    object: 'event',
-    api_version: '2025-03-31.basil',
-    created: Math.floor(Date.now() / 1000),
-    livemode: false,
-    pending_webhooks: 1,
-    request: { id: null, idempotency_key: null },
-    type,
-    data: {
-      object: {
-        id: `cus_${randomBytes(7).toString('hex')}`,
-        object: 'customer',
-        email: 'jenny.rosen@example.com',
-        metadata: {},
-        description: '',
-      },
-    },
-  };
-  const pad = bytes - JSON.stringify(event).length;
-  event.data.object.description = 'x'.repeat(Math.max(0, pad));
+  const event = stripeEvent({ type }, bytes);
   const body = JSON.stringify(event);
-  return { id, body, signature: Stripe.webhooks.generateTestHeaderString({ payload: body, secret: SECRET }) };
+  return { id: event.id as string, body, signature: Stripe.webhooks.generateTestHeaderString({ payload: body, secret: SECRET }) };
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });

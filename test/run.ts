@@ -3,26 +3,15 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import { startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
+import { freePort, startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
 import { migrate } from '../src/db/migrate.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 // tap builds its plugin set at install time with its TypeScript plugin (a ts-node fork that
 // crashes under TypeScript 7). package.json drops that plugin and Node 24 strips the types; tap

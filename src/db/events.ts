@@ -1,23 +1,13 @@
 // Queries on the events table. The ingest statement is a plain postgres.js template: it is the
 // hot path, one round trip, and stores + wakes the workers atomically.
+import type { VerifiedEvent } from '../sources/types.ts';
 import type { Sql } from './client.ts';
 
 /** The LISTEN/NOTIFY channel that wakes workers when an event is stored. */
 export const EVENTS_CHANNEL = 'webhook_inbox_events';
 
-export type NewEvent = {
-  source: string;
-  eventId: string;
-  type: string;
-  apiVersion: string | null;
-  account: string | null;
-  livemode: boolean | null;
-  /** Unix seconds, as providers send it. */
-  created: number | null;
-  /** The verified body as text; Postgres parses it into jsonb (cast via text: a string bound
-   * straight to a jsonb parameter would be stored as a JSON string). */
-  body: string;
-};
+/** A verified event and the source it came from. */
+export type NewEvent = VerifiedEvent & { source: string };
 
 /**
  * Stores one event, or nothing when (source, event_id) is already there. The NOTIFY lives in the

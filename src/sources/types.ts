@@ -8,7 +8,8 @@ export type VerifiedEvent = {
   livemode: boolean | null;
   /** Unix seconds. */
   created: number | null;
-  /** The verified body, decoded as UTF-8. */
+  /** The verified body as text; Postgres parses it into jsonb (cast via text: a string bound
+   * straight to a jsonb parameter would be stored as a JSON string). */
   body: string;
 };
 
