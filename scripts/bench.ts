@@ -10,15 +10,8 @@ import { parseArgs } from 'node:util';
 import { connect } from '../src/db/client.ts';
 import { insertEvent } from '../src/db/events.ts';
 import { migrate } from '../src/db/migrate.ts';
-import {
-  benchDatabase,
-  closedLoop,
-  deliver,
-  percentile,
-  printTable,
-  signedDelivery,
-  startService,
-} from './bench-lib.ts';
+import { deliver, signedDelivery, startService } from '../test/helpers/service.ts';
+import { benchDatabase, closedLoop, percentile, printTable } from './bench-lib.ts';
 
 const { values: args } = parseArgs({
   options: {

@@ -1,0 +1,75 @@
+// Fault: Postgres stops while signed deliveries arrive at a steady rate, then starts again.
+// While it is down every delivery is answered 503 within Stripe's 2 s; no 200 is ever given for
+// an event that is not in the database; afterwards the same service process resumes by itself.
+import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import postgres from 'postgres';
+import t from 'tap';
+import { freePort, startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
+import { deliver, signedDelivery, startService } from './helpers/service.ts';
+
+const dir = path.join(tmpdir(), `wi-outage-${randomBytes(4).toString('hex')}`);
+const port = await freePort();
+const startPg = () => startEmbeddedPostgres({ dir, port, database: 'outage' });
+let pg: Embedded = await startPg();
+t.teardown(async () => {
+  await pg.stop().catch(() => {});
+  await rm(dir, { recursive: true, force: true });
+});
+
+const service = await startService(pg.url, { WORKER_CONCURRENCY: '0', DB_CONNECT_TIMEOUT_MS: '500' });
+t.teardown(service.stop);
+
+type Sent = { id: string; status: number; ms: number; phase: 'before' | 'down' | 'after' };
+const sent: Sent[] = [];
+let phase: Sent['phase'] = 'before';
+let running = true;
+// 50 deliveries a second, each on its own (open loop), like a sender that does not wait.
+const load = (async () => {
+  const inflight: Promise<void>[] = [];
+  while (running) {
+    const d = signedDelivery();
+    const p = phase;
+    inflight.push(deliver(service.url, d).then((r) => void sent.push({ id: d.id, ...r, phase: p })));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await Promise.all(inflight);
+})();
+
+const waitFor = async (cond: () => boolean, what: string) => {
+  const deadline = Date.now() + 30_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+await waitFor(() => sent.filter((s) => s.status === 200).length >= 50, '50 stored deliveries');
+await pg.stop();
+phase = 'down';
+const downAt = sent.length;
+await waitFor(() => sent.length >= downAt + 100, '100 deliveries while down');
+pg = await startPg();
+phase = 'after';
+const upAt = sent.filter((s) => s.phase === 'after').length;
+await waitFor(() => sent.filter((s) => s.phase === 'after' && s.status === 200).length >= upAt + 50, '50 stored after the restart');
+running = false;
+await load;
+
+const check = postgres(pg.url, { max: 1, onnotice: () => {} });
+t.teardown(() => check.end());
+const acked = sent.filter((s) => s.status === 200).map((s) => s.id);
+const stored = new Set(
+  (await check<{ event_id: string }[]>`select event_id from events where event_id in ${check(acked)}`).map((r) => r.event_id),
+);
+const down = sent.filter((s) => s.phase === 'down');
+
+t.comment(`sent ${sent.length}, acknowledged ${acked.length}, stored ${stored.size}; while down: ${down.length} deliveries`);
+t.same(acked.filter((id) => !stored.has(id)), [], 'every 200 is in the database');
+t.same([...new Set(down.map((s) => s.status))].filter((s) => s !== 200 && s !== 503), [], 'while down: only 503 (or a 200 that committed just before the stop)');
+t.ok(down.filter((s) => s.status === 503).length >= 90, 'the outage was seen as 503s');
+t.ok(Math.max(...down.map((s) => s.ms)) < 2000, `slowest answer while down: ${Math.max(...down.map((s) => s.ms)).toFixed(0)} ms`);
+t.equal(sent.at(-1)?.status, 200, 'the service resumed without a restart');
+t.ok(sent.every((s) => s.status === 200 || s.status === 503), 'no other status at any time');
