@@ -51,3 +51,31 @@ export function printTable(rows: Record<string, string | number>[]): void {
   console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
   for (const r of rows) console.log(line(cols.map((c) => cell(r[c]))));
 }
+
+/**
+ * Open loop: starts task i at start + i/rate whatever earlier tasks are doing, like senders that
+ * do not wait for each other. Each task gets its scheduled time, so latency can be measured from
+ * when the request was due (no coordinated omission).
+ */
+export async function openLoop<T>(
+  rate: number,
+  seconds: number,
+  task: (i: number, dueAt: number) => Promise<T>,
+): Promise<{ results: T[]; lagMs: number }> {
+  const total = Math.round(rate * seconds);
+  const started = performance.now();
+  const pending: Promise<T>[] = [];
+  let worstLag = 0;
+  let i = 0;
+  while (i < total) {
+    const now = performance.now();
+    while (i < total && started + (i * 1000) / rate <= now) {
+      const dueAt = started + (i * 1000) / rate;
+      worstLag = Math.max(worstLag, now - dueAt);
+      pending.push(task(i, dueAt));
+      i++;
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  return { results: await Promise.all(pending), lagMs: worstLag };
+}

@@ -11,11 +11,13 @@ import { connect } from '../src/db/client.ts';
 import { insertEvent } from '../src/db/events.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { deliver, signedDelivery, startService } from '../test/helpers/service.ts';
-import { benchDatabase, closedLoop, percentile, printTable } from './bench-lib.ts';
+import { benchDatabase, closedLoop, openLoop, percentile, printTable } from './bench-lib.ts';
 
 const { values: args } = parseArgs({
   options: {
     events: { type: 'string', default: '4000' },
+    seconds: { type: 'string', default: '20' },
+    rates: { type: 'string', default: '58,500,1000' },
     'pool-max': { type: 'string', default: '10' },
     out: { type: 'string', default: 'bench-results.json' },
     help: { type: 'boolean', short: 'h' },
@@ -29,7 +31,12 @@ Measures, in one run on this machine:
   http      ack latency p50/p99/max and req/s of signed 5 KB Stripe deliveries through the
             service, sequential and with 8/32/64 concurrent connections, and % of the ceiling
 
-  --events N     deliveries per measurement (default 4000)
+  rate      open loop at fixed rates (default 58, 500 and 1,000 req/s for 20 s each): ack
+            p50/p99/max, and end-to-end (processed_at - received_at) p50/p99
+
+  --events N     deliveries per closed-loop measurement (default 4000)
+  --rates LIST   fixed rates for the open loop, req/s (default 58,500,1000)
+  --seconds N    duration of each fixed rate (default 20)
   --pool-max N   database pool size, for the service and the ceiling alike (default 10)
   --out FILE     where the JSON table goes (default bench-results.json)
 
@@ -45,6 +52,22 @@ progress(`database: ${db.label}`);
 const sql = connect(db.url, { max: poolMax, statementTimeoutMs: 30_000, connectTimeoutMs: 5000 });
 await migrate(sql);
 const rows: Record<string, string | number>[] = [];
+
+/** processed_at - received_at of these events, once all are finished; undefined if they never are. */
+async function waitProcessed(ids: string[], timeoutMs: number): Promise<number[] | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from events where event_id in ${sql(ids)} and status = 'RECEIVED'`;
+    if (row!.n === 0) break;
+    if (Date.now() > deadline) return undefined;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const done = await sql<{ ms: number }[]>`
+    select extract(epoch from (processed_at - received_at)) * 1000 as ms
+    from events where event_id in ${sql(ids)} and processed_at is not null`;
+  return done.map((r) => Number(r.ms));
+}
 
 // 1. The ceiling: same statement, same bodies, no HTTP, no signature check.
 const ceiling: Record<number, number> = {};
@@ -88,7 +111,33 @@ for (const concurrency of [1, 8, 32, 64]) {
     ...(failed ? { 'non-200': failed } : {}),
   });
 }
+
+// 3. Fixed rates, open loop, with the workers folding: ack latency measured from when each request
+// was due, and end-to-end from the events table once everything is processed.
 await service.stop();
+const folding = await startService(db.url, { DB_POOL_MAX: String(poolMax) });
+for (const rate of args.rates!.split(',').map(Number)) {
+  const seconds = Number(args.seconds);
+  const bodies = Array.from({ length: Math.round(rate * seconds) }, () => signedDelivery());
+  progress(`open loop, ${rate} req/s for ${seconds} s`);
+  const { results, lagMs } = await openLoop(rate, seconds, async (i, dueAt) => {
+    const r = await deliver(folding.url, bodies[i]!);
+    return { status: r.status, ms: performance.now() - dueAt };
+  });
+  const ids = bodies.map((b) => b.id);
+  const e2e = await waitProcessed(ids, 60_000);
+  const ms = results.map((r) => r.ms);
+  const failed = results.filter((r) => r.status !== 200).length;
+  rows.push({
+    measure: `http ack at ${rate} req/s (open loop, ${seconds} s)`,
+    'rows/s': Math.round(results.length / seconds),
+    'p50 ms': percentile(ms, 50), 'p99 ms': percentile(ms, 99), 'max ms': percentile(ms, 100),
+    'e2e p50 ms': e2e ? percentile(e2e, 50) : 'n/a', 'e2e p99 ms': e2e ? percentile(e2e, 99) : 'n/a',
+    ...(failed ? { 'non-200': failed } : {}),
+    ...(lagMs > 5 ? { 'client lag ms': lagMs } : {}),
+  });
+}
+await folding.stop();
 await sql.end();
 await db.stop();
 
