@@ -53,6 +53,13 @@ const sql = connect(db.url, { max: poolMax, statementTimeoutMs: 30_000, connectT
 await migrate(sql);
 const rows: Record<string, string | number>[] = [];
 
+/** The ingest statement itself, as the service runs it after verifying a delivery. */
+const insertRow = (d: { id: string; body: string }) =>
+  insertEvent(sql, {
+    source: 'stripe', eventId: d.id, type: 'customer.updated', apiVersion: '2025-03-31.basil',
+    account: null, livemode: false, created: Math.floor(Date.now() / 1000), body: d.body,
+  });
+
 /** processed_at - received_at of these events, once all are finished; undefined if they never are. */
 async function waitProcessed(ids: string[], timeoutMs: number): Promise<number[] | undefined> {
   const deadline = Date.now() + timeoutMs;
@@ -75,12 +82,8 @@ for (const concurrency of [1, 32]) {
   const bodies = Array.from({ length: total }, () => signedDelivery());
   progress(`ceiling, ${concurrency} at a time`);
   const { results, seconds } = await closedLoop(total, concurrency, async (i) => {
-    const d = bodies[i]!;
     const t0 = performance.now();
-    await insertEvent(sql, {
-      source: 'stripe', eventId: d.id, type: 'customer.updated', apiVersion: '2025-03-31.basil',
-      account: null, livemode: false, created: Math.floor(Date.now() / 1000), body: d.body,
-    });
+    await insertRow(bodies[i]!);
     return performance.now() - t0;
   });
   ceiling[concurrency] = total / seconds;
@@ -119,7 +122,18 @@ const folding = await startService(db.url, { DB_POOL_MAX: String(poolMax) });
 for (const rate of args.rates!.split(',').map(Number)) {
   const seconds = Number(args.seconds);
   const bodies = Array.from({ length: Math.round(rate * seconds) }, () => signedDelivery());
-  progress(`open loop, ${rate} req/s for ${seconds} s`);
+  progress(`open loop, ${rate} rows/s straight into Postgres for ${seconds} s`);
+  const direct = await openLoop(rate, seconds, async (i, dueAt) => {
+    await insertRow(bodies[i]!);
+    return performance.now() - dueAt;
+  });
+  rows.push({
+    measure: `ceiling: postgres.js INSERT at ${rate}/s (open loop)`,
+    'rows/s': rate,
+    'p50 ms': percentile(direct.results, 50), 'p99 ms': percentile(direct.results, 99), 'max ms': percentile(direct.results, 100),
+  });
+  await sql`delete from events where event_id in ${sql(bodies.map((b) => b.id))}`;
+  progress(`open loop, ${rate} req/s through HTTP for ${seconds} s`);
   const { results, lagMs } = await openLoop(rate, seconds, async (i, dueAt) => {
     const r = await deliver(folding.url, bodies[i]!);
     return { status: r.status, ms: performance.now() - dueAt };
