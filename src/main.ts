@@ -7,6 +7,7 @@ import { startEmbeddedPostgres, type Embedded } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
 import { createApp } from './http/app.ts';
 import { createLogger, type Logger } from './log.ts';
+import { startWorkers, type Workers } from './worker/index.ts';
 
 function readConfig(): Config {
   try {
@@ -68,6 +69,11 @@ async function main(): Promise<void> {
           log.info({ port: info.port, role: config.ROLE }, 'listening'),
         );
 
+  const workers: Workers | undefined =
+    config.ROLE === 'api' || config.WORKER_CONCURRENCY === 0
+      ? undefined
+      : await startWorkers({ sql, databaseUrl: url, config, log });
+
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -80,6 +86,7 @@ async function main(): Promise<void> {
     force.unref();
     // Stop accepting, let requests in flight finish, then close the pool and the embedded server.
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await workers?.stop();
     await sql.end({ timeout: 5 });
     await embedded?.stop();
     log.info('stopped');

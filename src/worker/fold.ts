@@ -61,6 +61,7 @@ export async function foldEvent(
 
   for (let tryNo = 1; ; tryNo++) {
     try {
+      let result: Result = {};
       const done = await sql.begin(async (tx) => {
         if (!(await lockEventForFold(tx, event.id))) return false;
         if (plan.kind === 'ignore') {
@@ -70,7 +71,8 @@ export async function foldEvent(
         await lockKeys(tx, plan.lockKeys);
         const writes: WriteOutcome[] = [];
         for (const w of plan.writes) writes.push(await writeObject(tx, w));
-        await finishEvent(tx, event.id, 'PROCESSED', summarize(writes));
+        result = summarize(writes);
+        await finishEvent(tx, event.id, 'PROCESSED', result);
         return true;
       });
       if (!done) {
@@ -81,7 +83,15 @@ export async function foldEvent(
         elog.debug({ reason: plan.reason }, 'event ignored');
         return 'ignored';
       }
-      elog.debug('event processed');
+      // One line per event, so "what happened to event X?" is one grep away.
+      elog.info(
+        {
+          objects: (result.objects as { table: string; id: string; action: string }[]).map((o) => `${o.table}/${o.id}:${o.action}`),
+          parked: (result.parked as unknown[]).length,
+          resolved: (result.resolved as unknown[]).length,
+        },
+        'event folded',
+      );
       return 'processed';
     } catch (err) {
       const code = (err as { code?: string }).code;
