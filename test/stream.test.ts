@@ -79,6 +79,8 @@ t.test('event ids are unique and look like Stripe ids', async (t) => {
   for (const stream of [basil, legacy]) {
     t.equal(new Set(stream.map((e) => e.id)).size, stream.length);
     t.ok(stream.every((e) => /^evt_[0-9A-Za-z]{24}$/.test(e.id)));
+    const byId = [...stream].sort((a, b) => (a.id < b.id ? -1 : 1));
+    t.notSame(byId.map((e) => e.id), stream.map((e) => e.id), 'sorting by event id does not replay the stream');
   }
   const prefixes: Record<string, string> = {
     customer: 'cus_', product: 'prod_', price: 'price_', payment_method: 'pm_', subscription: 'sub_', subscription_item: 'si_',

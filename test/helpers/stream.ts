@@ -65,7 +65,7 @@ export function buildStream(options: StreamOptions): StripeEvent[] {
   }
 
   // Some time into the stream, someone edits a product in the Dashboard.
-  const last = Math.max(...drafts.map((d) => d.created));
+  const last = drafts.reduce((max, d) => Math.max(max, d.created), start);
   drafts.push(...productUpdatedEvents(streamCtx, catalog.pro.product, streamRandom.int(start + 1, Math.max(start + 1, last))));
 
   // Each customer's drafts are already in causal order with non-decreasing `created`, so a stable
@@ -88,7 +88,7 @@ export function objectsOf(stream: StripeEvent[]): Map<string, { object: string; 
   return objects;
 }
 
-// An event before it has its id: ids are given in final stream order, so they grow along it.
+// An event before it has its id, which it gets once the stream is in its final order.
 type Draft = { created: number; type: string; object: Obj; previous?: Obj; request: StripeEvent['request'] };
 
 type Ctx = { basil: boolean; random: Random; id: (prefix: string) => string };
@@ -113,7 +113,6 @@ function toEvent(draft: Draft, id: string, apiVersion: string, account?: string)
 /** Collects one actor's drafts; every draft holds a deep copy, so later changes never leak back. */
 function createRecorder(ctx: Ctx) {
   const drafts: Draft[] = [];
-  const automatic = { id: null, idempotency_key: null };
   return {
     drafts,
     /** The request that caused a group of events (one API call often causes several). */
@@ -121,7 +120,8 @@ function createRecorder(ctx: Ctx) {
       return { id: ctx.id('req'), idempotency_key: `stripe-node-retry-${ctx.random.uuid()}` };
     },
     emit(type: string, object: Obj, created: number, options: { request?: StripeEvent['request']; before?: Obj } = {}) {
-      const draft: Draft = { created, type, object: structuredClone(object), request: options.request ?? automatic };
+      const request = options.request ? { ...options.request } : { id: null, idempotency_key: null };
+      const draft: Draft = { created, type, object: structuredClone(object), request };
       if (options.before) draft.previous = previousAttributes(options.before, object);
       drafts.push(draft);
     },
@@ -280,7 +280,7 @@ function customerEvents(ctx: Ctx, catalog: Catalog, arrival: number): Draft[] {
   }
   if (random.chance(0.1)) {
     const at = later();
-    emit('customer.discount.created', buildDiscount(ctx, { customer, subscription, created: at }), at, { request: recorder.request() });
+    emit('customer.discount.created', buildDiscount(ctx, { customer, created: at }), at, { request: recorder.request() });
   }
   if (random.chance(0.15)) {
     const at = later();
@@ -315,7 +315,8 @@ function customerEvents(ctx: Ctx, catalog: Catalog, arrival: number): Draft[] {
     emit('refund.created', refund, at, { request });
   }
   if (!fullyRefunded && random.chance(0.08)) {
-    // The cardholder's bank opens a dispute; Stripe sends no charge event for it.
+    // The cardholder's bank opens a dispute. Only the dispute event is generated; the charge's
+    // `disputed` flag changes too, but no charge event follows here to carry it.
     const at = later();
     const dispute = buildDispute(ctx, { charge, created: at });
     charge.disputed = true;
@@ -970,7 +971,7 @@ function buildInvoiceItem(ctx: Ctx, args: { customer: Obj; subscription: Obj; pr
   return invoiceItem;
 }
 
-function buildDiscount(ctx: Ctx, args: { customer: Obj; subscription: Obj; created: number }): Obj {
+function buildDiscount(ctx: Ctx, args: { customer: Obj; created: number }): Obj {
   const discount = fixture('discount');
   Object.assign(discount, { id: ctx.id('di'), customer: args.customer.id, start: args.created, end: null });
   // basil names the coupon by id under `source`; before, the whole coupon was embedded.
@@ -1059,9 +1060,24 @@ function createIds(seed: number, owner: number, random: Random): (prefix: string
   };
 }
 
-/** Event ids encode the seed and the event's place in the stream, with room for big bench streams. */
+/**
+ * Event ids encode the seed and the event's place in the stream, with room for big bench streams.
+ * The place is scrambled (one-to-one) so that sorting by event id does not replay the stream:
+ * Stripe's event ids promise no order, and a fold must not lean on one.
+ */
 function eventId(seed: number, n: number, random: Random): string {
-  return `evt_1${base62(seed >>> 0, 6)}${base62(n, 6)}${random.chars(11)}`;
+  return `evt_1${base62(seed >>> 0, 6)}${base62(scramble32(n), 6)}${random.chars(11)}`;
+}
+
+/** A one-to-one shuffle of 32-bit integers (each xor-shift and odd multiply can be undone). */
+function scramble32(n: number): number {
+  let x = n >>> 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x >>> 0;
 }
 
 function base62(n: number, width: number): string {
