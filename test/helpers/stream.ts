@@ -128,7 +128,10 @@ function createRecorder(ctx: Ctx) {
   };
 }
 
-/** What `*.updated` events carry: the changed fields with their old values, nested like the object. */
+/**
+ * What `*.updated` events (and only those) carry: the changed fields with their old values, nested
+ * like the object; a changed array is given whole.
+ */
 function previousAttributes(before: Obj, after: Obj): Obj {
   const previous: Obj = {};
   for (const key of Object.keys(before)) {
@@ -306,12 +309,11 @@ function customerEvents(ctx: Ctx, catalog: Catalog, arrival: number): Draft[] {
     const at = later();
     const amount = random.chance(0.5) ? charge.amount : Math.floor(charge.amount / 2);
     const refund = buildRefund(ctx, { charge, amount, created: at });
-    const before = structuredClone(charge);
     charge.amount_refunded += amount;
     charge.refunded = charge.amount_refunded === charge.amount;
     fullyRefunded = charge.refunded;
     const request = recorder.request();
-    emit('charge.refunded', charge, at, { request, before });
+    emit('charge.refunded', charge, at, { request });
     emit('refund.created', refund, at, { request });
   }
   if (!fullyRefunded && random.chance(0.08)) {
@@ -336,18 +338,16 @@ function customerEvents(ctx: Ctx, catalog: Catalog, arrival: number): Draft[] {
   const deletes = random.chance(cancels ? 0.35 : 0.04);
   if (cancels) {
     const at = later();
-    const before = structuredClone(subscription);
     cancelSubscription(subscription, { at, reason: 'cancellation_requested', feedback: random.pick(['too_expensive', 'unused', 'switched_service', null]) });
-    emit('customer.subscription.deleted', subscription, at, { request: recorder.request(), before });
+    emit('customer.subscription.deleted', subscription, at, { request: recorder.request() });
   }
   if (deletes) {
     // Deleting a customer cancels what is still active in the same request and second.
     const at = later();
     const request = recorder.request();
     if (subscription.status !== 'canceled') {
-      const before = structuredClone(subscription);
       cancelSubscription(subscription, { at, reason: 'cancellation_requested', feedback: null });
-      emit('customer.subscription.deleted', subscription, at, { request, before });
+      emit('customer.subscription.deleted', subscription, at, { request });
     }
     emit('customer.deleted', customer, at, { request });
   }
