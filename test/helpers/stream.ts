@@ -22,7 +22,7 @@ export const BASIL = '2025-03-31.basil';
 export const LEGACY = '2024-06-20';
 
 export type StreamOptions = {
-  /** A 32-bit integer; every object id carries it, so streams of different seeds never share an id. */
+  /** A 32-bit signed integer (fast-check's fc.integer()); every id carries it, so streams of different seeds never share one. */
   seed: number;
   /** How many customers go through the lifecycle; 10 if unset. */
   customers?: number;
@@ -45,7 +45,7 @@ const DEFAULT_START = 1_751_328_000; // 2025-07-01T00:00:00Z
 
 export function buildStream(options: StreamOptions): StripeEvent[] {
   const { seed, customers = 10, apiVersion = BASIL, start = DEFAULT_START, account } = options;
-  if (!Number.isInteger(seed) || seed < -(2 ** 31) || seed >= 2 ** 32) throw new RangeError('seed must be a 32-bit integer');
+  if (!Number.isInteger(seed) || seed < -(2 ** 31) || seed >= 2 ** 31) throw new RangeError('seed must be a 32-bit signed integer');
   if (!Number.isInteger(customers) || customers < 0 || customers >= MAX_OWNER) throw new RangeError('customers out of range');
   const basil = apiVersion.slice(0, 10) >= '2025-03-31';
 
