@@ -22,7 +22,7 @@ export const BASIL = '2025-03-31.basil';
 export const LEGACY = '2024-06-20';
 
 export type StreamOptions = {
-  /** A 32-bit integer; every object id carries it, so streams of different seeds never share an id. */
+  /** A 32-bit signed integer (fast-check's fc.integer()); every id carries it, so streams of different seeds never share one. */
   seed: number;
   /** How many customers go through the lifecycle; 10 if unset. */
   customers?: number;
@@ -45,7 +45,7 @@ const DEFAULT_START = 1_751_328_000; // 2025-07-01T00:00:00Z
 
 export function buildStream(options: StreamOptions): StripeEvent[] {
   const { seed, customers = 10, apiVersion = BASIL, start = DEFAULT_START, account } = options;
-  if (!Number.isInteger(seed) || seed < -(2 ** 31) || seed >= 2 ** 32) throw new RangeError('seed must be a 32-bit integer');
+  if (!Number.isInteger(seed) || seed < -(2 ** 31) || seed >= 2 ** 31) throw new RangeError('seed must be a 32-bit signed integer');
   if (!Number.isInteger(customers) || customers < 0 || customers >= MAX_OWNER) throw new RangeError('customers out of range');
   const basil = apiVersion.slice(0, 10) >= '2025-03-31';
 
@@ -128,7 +128,10 @@ function createRecorder(ctx: Ctx) {
   };
 }
 
-/** What `*.updated` events carry: the changed fields with their old values, nested like the object. */
+/**
+ * What `*.updated` events (and only those) carry: the changed fields with their old values, nested
+ * like the object; a changed array is given whole.
+ */
 function previousAttributes(before: Obj, after: Obj): Obj {
   const previous: Obj = {};
   for (const key of Object.keys(before)) {
@@ -306,12 +309,11 @@ function customerEvents(ctx: Ctx, catalog: Catalog, arrival: number): Draft[] {
     const at = later();
     const amount = random.chance(0.5) ? charge.amount : Math.floor(charge.amount / 2);
     const refund = buildRefund(ctx, { charge, amount, created: at });
-    const before = structuredClone(charge);
     charge.amount_refunded += amount;
     charge.refunded = charge.amount_refunded === charge.amount;
     fullyRefunded = charge.refunded;
     const request = recorder.request();
-    emit('charge.refunded', charge, at, { request, before });
+    emit('charge.refunded', charge, at, { request });
     emit('refund.created', refund, at, { request });
   }
   if (!fullyRefunded && random.chance(0.08)) {
@@ -336,18 +338,16 @@ function customerEvents(ctx: Ctx, catalog: Catalog, arrival: number): Draft[] {
   const deletes = random.chance(cancels ? 0.35 : 0.04);
   if (cancels) {
     const at = later();
-    const before = structuredClone(subscription);
     cancelSubscription(subscription, { at, reason: 'cancellation_requested', feedback: random.pick(['too_expensive', 'unused', 'switched_service', null]) });
-    emit('customer.subscription.deleted', subscription, at, { request: recorder.request(), before });
+    emit('customer.subscription.deleted', subscription, at, { request: recorder.request() });
   }
   if (deletes) {
     // Deleting a customer cancels what is still active in the same request and second.
     const at = later();
     const request = recorder.request();
     if (subscription.status !== 'canceled') {
-      const before = structuredClone(subscription);
       cancelSubscription(subscription, { at, reason: 'cancellation_requested', feedback: null });
-      emit('customer.subscription.deleted', subscription, at, { request, before });
+      emit('customer.subscription.deleted', subscription, at, { request });
     }
     emit('customer.deleted', customer, at, { request });
   }
