@@ -29,6 +29,8 @@ export type ServiceOptions = { config: Config; log: Logger; startWorkers?: Start
 export type Service = {
   /** http://host:port when this process serves HTTP. */
   url: string | undefined;
+  /** HTTP requests being handled right now. */
+  inFlight: () => number;
   /** The ordered shutdown; resolves when everything is closed. Safe to call twice. */
   stop: (reason?: string) => Promise<void>;
 };
@@ -48,9 +50,9 @@ async function openDatabase(config: Config, log: Logger): Promise<{ url: string;
   return { url: embedded.url, embedded };
 }
 
-function listen(app: { fetch: (req: Request) => Response | Promise<Response> }, config: Config): Promise<Server> {
+function listen(fetch: (req: Request) => Promise<Response>, config: Config): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(server as Server));
+    const server = serve({ fetch, port: config.PORT, hostname: config.HOST }, () => resolve(server as Server));
     server.once('error', reject);
   });
 }
@@ -105,11 +107,21 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const metrics = createMetrics({ sql, log, sources: [...createSources(config).keys()] });
   const app = createApp({ sql, adminSql, config, log, metrics, isStopping: () => stopping });
 
+  let inFlight = 0;
+  const fetch = async (req: Request) => {
+    inFlight++;
+    try {
+      return await app.fetch(req);
+    } finally {
+      inFlight--;
+    }
+  };
+
   let server: Server | undefined;
   let workers: Workers | undefined;
   try {
     // Every role serves HTTP: a worker-only process answers /healthz, /readyz and /metrics only.
-    server = await listen(app, config);
+    server = await listen(fetch, config);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, role: config.ROLE, admin: Boolean(config.ADMIN_TOKEN) && serveHttp }, 'listening');
     if (config.ROLE !== 'api' && options.startWorkers) {
@@ -130,7 +142,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const stop = (reason = 'stop') => {
     stopped ??= (async () => {
       stopping = true;
-      log.info({ reason }, 'shutting down: no new requests; draining requests and workers');
+      log.info({ reason, inFlight }, 'shutting down: no new requests; draining requests and workers');
       // The HTTP drain and the workers' drain are independent; both finish before the pool closes
       // because requests in flight and folds in flight both still write.
       const results = await Promise.allSettled([
@@ -144,7 +156,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     return stopped;
   };
 
-  return { url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`, stop };
+  return {
+    url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
+    inFlight: () => inFlight,
+    stop,
+  };
 }
 
 /**
