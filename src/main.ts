@@ -3,6 +3,7 @@
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { runService } from './service.ts';
+import { startWorkers } from './worker/index.ts';
 
 function readConfig(): Config {
   try {
@@ -17,4 +18,4 @@ function readConfig(): Config {
 }
 
 const config = readConfig();
-await runService({ config, log: createLogger(config.LOG_LEVEL) });
+await runService({ config, log: createLogger(config.LOG_LEVEL), startWorkers });

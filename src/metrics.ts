@@ -5,7 +5,8 @@ import client from 'prom-client';
 import type postgres from 'postgres';
 import type { Logger } from './log.ts';
 
-export type FoldOutcome = 'processed' | 'ignored' | 'retry' | 'failed';
+/** 'skipped': the claimed event was already finished by another worker (a lease ran out). */
+export type FoldOutcome = 'processed' | 'ignored' | 'retry' | 'failed' | 'skipped';
 
 export type Metrics = {
   registry: client.Registry;
@@ -39,7 +40,7 @@ export function createMetrics(deps: { sql: postgres.Sql; log: Logger; sources: s
   });
   const folds = new client.Histogram({
     name: 'webhook_inbox_fold_seconds',
-    help: 'Duration of one fold attempt, by outcome (processed, ignored, retry, failed).',
+    help: 'Duration of one fold attempt, by outcome (processed, ignored, retry, failed, skipped).',
     labelNames: ['outcome'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],

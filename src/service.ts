@@ -9,11 +9,15 @@ import type { Config } from './config.ts';
 import { connect } from './db/client.ts';
 import { startEmbeddedPostgres, type Embedded } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
+import { purgeEvents } from './db/retention.ts';
 import { createApp, createSources } from './http/app.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type FoldOutcome } from './metrics.ts';
 
 export type Workers = { stop(): Promise<void> };
+
+/** Scheduled work the workers' pg-boss runs (once across all processes per tick). */
+export type Sweep = { name: string; cron: string; run: () => Promise<unknown> };
 
 /** What src/worker/index.ts provides; the service calls it unless ROLE=api. */
 export type StartWorkers = (deps: {
@@ -22,7 +26,26 @@ export type StartWorkers = (deps: {
   config: Config;
   log: Logger;
   onFold: (outcome: FoldOutcome, ms: number) => void;
+  sweeps: Sweep[];
 }) => Workers | Promise<Workers>;
+
+// Retention every 10 minutes keeps each run short; maxBatches bounds one run on a large backlog
+// (the next run carries on).
+export function retentionSweep(sql: postgres.Sql, config: Config, log: Logger): Sweep {
+  return {
+    name: 'purge-events',
+    cron: '*/10 * * * *',
+    run: async () => {
+      const purged = await purgeEvents(sql, {
+        olderThanDays: config.RETENTION_DAYS,
+        batchSize: config.RETENTION_BATCH_SIZE,
+        maxBatches: 500,
+      });
+      if (purged > 0) log.info({ purged, olderThanDays: config.RETENTION_DAYS }, 'retention: purged finished events');
+      return purged;
+    },
+  };
+}
 
 export type ServiceOptions = { config: Config; log: Logger; startWorkers?: StartWorkers };
 
@@ -124,11 +147,16 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     server = await listen(fetch, config);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, role: config.ROLE, admin: Boolean(config.ADMIN_TOKEN) && serveHttp }, 'listening');
-    if (config.ROLE !== 'api' && options.startWorkers) {
-      workers = await options.startWorkers({ sql, databaseUrl, config, log, onFold: metrics.observeFold });
-      log.info({ concurrency: config.WORKER_CONCURRENCY }, 'workers started');
-    } else if (config.ROLE !== 'api') {
+    if (config.ROLE === 'api') {
+      // HTTP only; workers run in other processes.
+    } else if (config.WORKER_CONCURRENCY === 0) {
+      log.info('WORKER_CONCURRENCY is 0: this process folds nothing and runs no schedules');
+    } else if (!options.startWorkers) {
       log.warn('no fold workers in this build: events are stored but not folded');
+    } else {
+      const sweeps = [retentionSweep(sql, config, log)];
+      workers = await options.startWorkers({ sql, databaseUrl, config, log, onFold: metrics.observeFold, sweeps });
+      log.info({ concurrency: config.WORKER_CONCURRENCY }, 'workers started');
     }
   } catch (err) {
     log.fatal({ err }, 'could not start');

@@ -1,5 +1,6 @@
 // Queries on the events table. The ingest statement is a plain postgres.js template: it is the
 // hot path, one round trip, and stores + wakes the workers atomically.
+import type postgres from 'postgres';
 import type { VerifiedEvent } from '../sources/types.ts';
 import type { Sql } from './client.ts';
 
@@ -24,4 +25,107 @@ export async function insertEvent(sql: Sql, e: NewEvent): Promise<'stored' | 'du
     )
     select pg_notify(${EVENTS_CHANNEL}, id::text) from inserted`;
   return rows.length === 1 ? 'stored' : 'duplicate';
+}
+
+/** A claimed event: what a worker needs to fold it. */
+export type ClaimedEvent = {
+  id: string;
+  source: string;
+  event_id: string;
+  type: string;
+  attempts: number;
+  payload: unknown;
+};
+
+/**
+ * Claims up to `limit` due events for one worker. The lease is next_attempt_at itself: a claimed
+ * event becomes due again when the lease runs out, so a worker that dies loses its claims without
+ * anyone having to notice. SKIP LOCKED lets concurrent workers take disjoint batches.
+ */
+export async function claimEvents(
+  sql: Sql,
+  options: { limit: number; leaseSeconds: number; workerId: string },
+): Promise<ClaimedEvent[]> {
+  return sql<ClaimedEvent[]>`
+    with due as (
+      select id from events
+      where status = 'RECEIVED' and next_attempt_at <= now()
+      order by next_attempt_at, id
+      limit ${options.limit}
+      for update skip locked
+    )
+    update events e
+    set attempts = e.attempts + 1,
+        locked_by = ${options.workerId},
+        locked_until = now() + make_interval(secs => ${options.leaseSeconds}),
+        next_attempt_at = now() + make_interval(secs => ${options.leaseSeconds})
+    from due
+    where e.id = due.id
+    returning e.id::text, e.source, e.event_id, e.type, e.attempts, e.payload`;
+}
+
+/**
+ * Locks a claimed event's row for the fold transaction and says whether it still needs folding.
+ * A second worker that claimed it after a lease ran out waits here, then sees it done.
+ */
+export async function lockEventForFold(tx: Sql, id: string): Promise<boolean> {
+  const rows = await tx`select status from events where id = ${id} for update`;
+  return rows.length === 1 && rows[0]!.status === 'RECEIVED';
+}
+
+/** Records a finished fold (PROCESSED or IGNORED) with what it did. */
+export async function finishEvent(
+  tx: Sql,
+  id: string,
+  status: 'PROCESSED' | 'IGNORED',
+  result: Record<string, unknown>,
+): Promise<void> {
+  await tx`
+    update events
+    set status = ${status}, result = ${tx.json(result as postgres.JSONValue)}, processed_at = now(),
+        locked_until = null, next_attempt_at = now()
+    where id = ${id}`;
+}
+
+/**
+ * Records a failed attempt: back to RECEIVED with a later next_attempt_at, or FAILED (the dead
+ * letter: visible, replayable) when `retryInMs` is null.
+ */
+export async function failAttempt(tx: Sql, id: string, error: string, retryInMs: number | null): Promise<void> {
+  if (retryInMs === null) {
+    await tx`
+      update events
+      set status = 'FAILED', last_error = ${error}, processed_at = now(), locked_until = null
+      where id = ${id} and status = 'RECEIVED'`;
+  } else {
+    await tx`
+      update events
+      set last_error = ${error}, locked_until = null,
+          next_attempt_at = now() + make_interval(secs => ${retryInMs / 1000})
+      where id = ${id} and status = 'RECEIVED'`;
+  }
+}
+
+/** Gives back claims a stopping worker never started: due now, and the attempt not counted. */
+export async function releaseClaims(sql: Sql, ids: string[], workerId: string): Promise<void> {
+  if (ids.length === 0) return;
+  await sql`
+    update events
+    set next_attempt_at = now(), locked_until = null, attempts = greatest(attempts - 1, 0)
+    where id = any(${ids}::bigint[]) and status = 'RECEIVED' and locked_by = ${workerId}`;
+}
+
+/**
+ * Leases that ran out: their worker died or stalled. They are due again already (the lease is
+ * next_attempt_at); this clears the lease, wakes the workers, and returns them so the sweeper can
+ * say which events were taken over.
+ */
+export async function recoverExpiredLeases(sql: Sql): Promise<{ id: string; event_id: string; locked_by: string }[]> {
+  return sql`
+    with expired as (
+      update events set locked_until = null
+      where status = 'RECEIVED' and locked_until is not null and locked_until < now()
+      returning id, event_id, locked_by
+    )
+    select id::text, event_id, locked_by, pg_notify(${EVENTS_CHANNEL}, id::text) from expired`;
 }

@@ -1,0 +1,114 @@
+// The claim loops: the hot path from "stored" to "folded". Each loop claims a batch with SKIP
+// LOCKED and folds it event by event. Loops sleep until a NOTIFY from ingest (one wake-up per
+// stored event goes to one idle loop) or the poll interval, the backstop for retries coming due,
+// expired leases, and notifications lost while the listener reconnected.
+import { hostname } from 'node:os';
+import type postgres from 'postgres';
+import { EVENTS_CHANNEL, claimEvents, releaseClaims } from '../db/events.ts';
+import type { Logger } from '../log.ts';
+import { foldEvent, type FoldOptions, type FoldOutcome } from './fold.ts';
+
+export type ClaimLoopOptions = FoldOptions & {
+  concurrency: number;
+  batchSize: number;
+  pollMs: number;
+  leaseSeconds: number;
+};
+
+export type ClaimLoops = { stop(): Promise<void> };
+
+/** Wakes sleeping loops: one per notification, or all of them (stop). */
+class Doorbell {
+  #sleepers: (() => void)[] = [];
+  /** A ring nobody was asleep to hear: the next loop to finish a batch claims again at once. */
+  #missed = false;
+
+  ring(): void {
+    const sleeper = this.#sleepers.shift();
+    if (sleeper) sleeper();
+    else this.#missed = true;
+  }
+
+  ringAll(): void {
+    for (const s of this.#sleepers.splice(0)) s();
+  }
+
+  sleep(ms: number): Promise<void> {
+    if (this.#missed) {
+      this.#missed = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        const i = this.#sleepers.indexOf(wake);
+        if (i >= 0) this.#sleepers.splice(i, 1);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#sleepers.push(wake);
+    });
+  }
+}
+
+export async function startClaimLoops(deps: {
+  sql: postgres.Sql;
+  options: ClaimLoopOptions;
+  log: Logger;
+  onFold?: (outcome: FoldOutcome, ms: number) => void;
+}): Promise<ClaimLoops> {
+  const { sql, options, log } = deps;
+  const bell = new Doorbell();
+  let stopping = false;
+
+  const listener = await sql.listen(EVENTS_CHANNEL, () => bell.ring());
+
+  const loop = async (n: number) => {
+    const workerId = `${hostname()}:${process.pid}:${n}`;
+    const wlog = log.child({ worker: workerId });
+    while (!stopping) {
+      let batch: Awaited<ReturnType<typeof claimEvents>> = [];
+      try {
+        batch = await claimEvents(sql, { limit: options.batchSize, leaseSeconds: options.leaseSeconds, workerId });
+      } catch (err) {
+        wlog.error({ err }, 'claiming events failed; retrying after the poll interval');
+        await bell.sleep(options.pollMs);
+        continue;
+      }
+      for (let i = 0; i < batch.length; i++) {
+        if (stopping) {
+          // Finish nothing new: hand the rest back so another process takes them now.
+          const rest = batch.slice(i).map((e) => e.id);
+          await releaseClaims(sql, rest, workerId).catch((err) =>
+            wlog.warn({ err, events: rest.length }, 'could not release claims; their lease will expire'),
+          );
+          break;
+        }
+        const started = performance.now();
+        let outcome: FoldOutcome;
+        try {
+          outcome = await foldEvent(sql, batch[i]!, options, wlog);
+        } catch (err) {
+          // Only a bug gets here; the lease brings the event back.
+          wlog.error({ err, id: batch[i]!.id }, 'fold crashed; the event comes back when its lease expires');
+          outcome = 'retry';
+        }
+        deps.onFold?.(outcome, performance.now() - started);
+      }
+      if (batch.length < options.batchSize && !stopping) await bell.sleep(options.pollMs);
+    }
+  };
+
+  const loops = Array.from({ length: options.concurrency }, (_, n) => loop(n));
+  log.info({ concurrency: options.concurrency, batchSize: options.batchSize }, 'fold workers started');
+
+  return {
+    async stop() {
+      stopping = true;
+      bell.ringAll();
+      await Promise.all(loops);
+      await listener.unlisten().catch(() => {});
+      log.info('fold workers stopped');
+    },
+  };
+}

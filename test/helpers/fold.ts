@@ -1,0 +1,81 @@
+// Folding helpers: store events the way ingest does, run real workers until the queue is empty,
+// and read the whole graph back in a form two runs can be compared with.
+import type postgres from 'postgres';
+import { insertEvent } from '../../src/db/events.ts';
+import { TABLES, type TableName } from '../../src/stripe/graph.ts';
+import { createLogger, silentLogger } from '../../src/log.ts';
+import { startWorkers } from '../../src/worker/index.ts';
+import { testConfig } from './app.ts';
+
+export type Ev = { id: string; type: string; created: number; api_version?: string; account?: string; data: { object: Record<string, any> } };
+
+/** Stores events through the ingest statement (duplicates are dropped, as on the wire). */
+export async function storeEvents(sql: postgres.Sql, events: Ev[]): Promise<void> {
+  for (const e of events) {
+    await insertEvent(sql, {
+      source: 'stripe',
+      eventId: e.id,
+      type: e.type,
+      apiVersion: e.api_version ?? null,
+      account: e.account ?? null,
+      livemode: false,
+      created: e.created,
+      body: JSON.stringify(e),
+    });
+  }
+}
+
+/** Waits, without fixed sleeps, until `check` holds (polling the database every 20 ms). */
+export async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function unfinished(sql: postgres.Sql): Promise<number> {
+  const [row] = await sql`select count(*)::int as n from events where status = 'RECEIVED'`;
+  return row!.n as number;
+}
+
+/** Runs real workers (no pg-boss) until no event is left RECEIVED, then stops them. */
+export async function drain(
+  sql: postgres.Sql,
+  options: { concurrency?: number; batchSize?: number; env?: Record<string, string> } = {},
+): Promise<void> {
+  const config = testConfig({
+    WORKER_CONCURRENCY: String(options.concurrency ?? 4),
+    WORKER_BATCH_SIZE: String(options.batchSize ?? 10),
+    WORKER_POLL_MS: '20',
+    ...options.env,
+  });
+  const log = process.env.TEST_LOG ? createLogger(process.env.TEST_LOG, { pretty: false }) : silentLogger();
+  const workers = await startWorkers({ sql, databaseUrl: '', config, log, schedules: false });
+  try {
+    await waitFor(async () => (await unfinished(sql)) === 0, 60_000, 'the queue to drain');
+  } finally {
+    await workers.stop();
+  }
+}
+
+/** Every object row (without updated_at) and every pending link, sorted: equal graphs compare equal. */
+export type Graph = Record<TableName | 'pending_links', any[]>;
+
+export async function graphSnapshot(sql: postgres.Sql): Promise<Graph> {
+  const out = {} as Graph;
+  for (const table of TABLES) {
+    const rows = await sql.unsafe(`select * from ${table} order by id`);
+    out[table] = rows.map(({ updated_at: _, ...rest }) => rest);
+  }
+  out.pending_links = (
+    await sql`select child_table, child_id, link_column, parent_table, parent_id from pending_links
+              order by child_table, child_id, link_column`
+  ).map((r) => ({ ...r }));
+  return out;
+}
+
+/** Empties the graph and the events, to fold another arrival order on the same database. */
+export async function resetGraph(sql: postgres.Sql): Promise<void> {
+  await sql.unsafe(`truncate events, pending_links, ${TABLES.join(', ')}`);
+}
