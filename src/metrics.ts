@@ -91,12 +91,8 @@ export function createMetrics(deps: { sql: postgres.Sql; log: Logger; sources: s
           (select extract(epoch from now() - min(received_at))::float8 from events where status = 'RECEIVED') as oldest`;
       for (const s of STATUSES) byStatus.set({ status: s }, row?.counts?.[s] ?? 0);
       oldest.set(Math.max(0, row?.oldest ?? 0));
-      // TEMPORARY until sql/002_stripe_graph.sql is merged from main: pending_links may not exist yet.
-      const [exists] = await deps.sql`select to_regclass('pending_links') is not null as ok`;
-      const [links] = exists?.ok
-        ? await deps.sql<{ n: number; oldest: number | null }[]>`
-            select count(*)::int as n, extract(epoch from now() - min(since))::float8 as oldest from pending_links`
-        : [];
+      const [links] = await deps.sql<{ n: number; oldest: number | null }[]>`
+        select count(*)::int as n, extract(epoch from now() - min(since))::float8 as oldest from pending_links`;
       pending.set(links?.n ?? 0);
       pendingOldest.set(Math.max(0, links?.oldest ?? 0));
       databaseUp.set(1);

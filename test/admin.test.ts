@@ -1,10 +1,11 @@
 // The admin API through app.request() against a real database: auth, every filter and bad
 // parameter of GET /events, one event by each kind of reference, and replay (one, many, dry run).
 import t from 'tap';
-import { EVENTS_CHANNEL } from '../src/db/events.ts';
+import { claimEvents, EVENTS_CHANNEL, failAttempt } from '../src/db/events.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { testApp } from './helpers/app.ts';
 import { seedEvent } from './helpers/events.ts';
+import { drain, storeEvents, type Ev } from './helpers/fold.ts';
 
 const TOKEN = 'admin-token-0123456789abcdef';
 const db = await createTestDatabase(t);
@@ -283,6 +284,80 @@ t.test('POST /events/replay re-queues the matching events in batches and says ho
   t.equal(o!.status, 'FAILED', 'outside the window');
   const [p] = await mine.sql`select status from events where id = ${processed.id}`;
   t.equal(p!.status, 'RECEIVED', 'a PROCESSED event can be replayed too');
+});
+
+const T0 = 1_760_000_000;
+let seq = 0;
+function ev(type: string, object: Record<string, unknown>): Ev {
+  seq++;
+  return { id: `evt_admin${String(seq).padStart(6, '0')}`, type, created: T0 + seq, api_version: '2025-03-31.basil', data: { object: { created: T0, livemode: false, ...object } } };
+}
+
+t.test('GET /events/:id lists the links the event parked, until their parent arrives', async (t) => {
+  const mine = await createTestDatabase(t);
+  const mineApp = testApp(mine.sql, { ADMIN_TOKEN: TOKEN });
+  const show = async (ref: string) => (await (await mineApp.request(`/events/${ref}`, { headers: auth })).json()) as any;
+  const invoice = ev('invoice.created', { id: 'in_orphan', object: 'invoice', status: 'draft', customer: 'cus_late', currency: 'eur', amount_due: 100 });
+  await storeEvents(mine.sql, [invoice]);
+  await drain(mine.sql);
+  const parked = await show(invoice.id);
+  t.equal(parked.status, 'PROCESSED');
+  t.match(parked.result, { objects: [{ table: 'invoices', id: 'in_orphan', action: 'created' }], parked: [{ parent_id: 'cus_late' }] });
+  t.match(parked.parked, [
+    { child_table: 'invoices', child_id: 'in_orphan', link_column: 'customer_id', parent_table: 'customers', parent_id: 'cus_late', since: String },
+  ]);
+  t.equal(parked.parked.length, 1);
+
+  await storeEvents(mine.sql, [ev('customer.created', { id: 'cus_late', object: 'customer', email: 'late@example.com' })]);
+  await drain(mine.sql);
+  t.same((await show(invoice.id)).parked, [], 'resolved: nothing waits any more');
+  t.equal((await show(invoice.id)).result.parked.length, 1, 'the result still records what it parked');
+});
+
+t.test('replay leaves a leased event to its worker, and brings a retry waiting out its backoff forward', async (t) => {
+  const mine = await createTestDatabase(t);
+  const mineApp = testApp(mine.sql, { ADMIN_TOKEN: TOKEN });
+  const replay = (id: string) => mineApp.request(`/events/${id}/replay`, { method: 'POST', headers: auth });
+  const e = await seedEvent(mine.sql, { status: 'RECEIVED' });
+  const [claimed] = await claimEvents(mine.sql, { limit: 1, leaseSeconds: 60, workerId: 'test-worker' });
+  t.equal(claimed!.id, e.id, 'a worker holds it');
+  t.equal((await replay(e.id)).status, 409, 'leased: refused');
+  const bulk = await mineApp.request('/events/replay', { method: 'POST', headers: auth, body: JSON.stringify({ status: 'RECEIVED' }) });
+  t.same(await bulk.json(), { dry_run: false, matched: 0, replayed: 0 }, 'and skipped by a bulk replay');
+
+  await failAttempt(mine.sql, e.id, 'deadline exceeded', 3_600_000);
+  const [waiting] = await mine.sql`select next_attempt_at > now() + interval '10 minutes' as later, locked_until from events where id = ${e.id}`;
+  t.match(waiting, { later: true, locked_until: null }, 'the worker failed it and it waits an hour');
+  t.equal((await replay(e.id)).status, 200);
+  const [now] = await mine.sql`select status, attempts, next_attempt_at <= now() as due, last_error from events where id = ${e.id}`;
+  t.same(now, { status: 'RECEIVED', attempts: 0, due: true, last_error: 'deadline exceeded' }, 'due now, attempts reset');
+});
+
+t.test('replay of FAILED events after a fix ends PROCESSED', async (t) => {
+  const mine = await createTestDatabase(t);
+  const mineApp = testApp(mine.sql, { ADMIN_TOKEN: TOKEN });
+  // The "bug": every write to customers fails, so each event exhausts its (one) attempt.
+  await mine.sql.unsafe(`
+    create function broken() returns trigger language plpgsql as $$ begin raise exception 'bug 42: customers are read-only'; end $$;
+    create trigger broken before insert or update on customers for each row execute function broken();`);
+  const events = [1, 2, 3].map((i) => ev('customer.created', { id: `cus_fix${i}`, object: 'customer', email: `c${i}@example.com` }));
+  await storeEvents(mine.sql, events);
+  await drain(mine.sql, { env: { WORKER_MAX_ATTEMPTS: '1' } });
+  const failed = await mine.sql`select status, last_error from events order by id`;
+  t.same(failed.map((r) => r.status), ['FAILED', 'FAILED', 'FAILED']);
+  t.match(failed[0]!.last_error, /bug 42/);
+
+  await mine.sql.unsafe('drop trigger broken on customers'); // the fix is deployed
+  const dry = await mineApp.request('/events/replay', { method: 'POST', headers: auth, body: JSON.stringify({ status: 'FAILED', dry_run: true }) });
+  t.match(await dry.json(), { dry_run: true, matched: 3 });
+  const res = await mineApp.request('/events/replay', { method: 'POST', headers: auth, body: JSON.stringify({ status: 'FAILED' }) });
+  t.same(await res.json(), { dry_run: false, matched: 3, replayed: 3 });
+  await drain(mine.sql);
+  const after = await mine.sql`select status, attempts, last_error from events order by id`;
+  t.same(after.map((r) => r.status), ['PROCESSED', 'PROCESSED', 'PROCESSED'], 'folded this time');
+  t.same(after.map((r) => r.attempts), [1, 1, 1], 'counted from zero again');
+  const customers = await mine.sql`select id from customers order by id`;
+  t.same(customers.map((r) => r.id), ['cus_fix1', 'cus_fix2', 'cus_fix3']);
 });
 
 async function waitFor(cond: () => boolean, what: string): Promise<void> {

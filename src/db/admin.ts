@@ -100,10 +100,11 @@ function matches(eb: Eb, f: EventFilter): Expression<SqlBool> {
   return eb.and(and);
 }
 
-// Replay leaves alone an event a worker holds right now (RECEIVED with its next attempt in the
-// future: leased, or waiting out a retry backoff).
+// Replay leaves alone an event a worker holds right now: RECEIVED with an unexpired lease
+// (claimEvents sets locked_until; finishing, failing or releasing clears it). An event waiting out
+// a retry backoff holds no lease, so replay makes it due now: that is "retry it now, it is fixed".
 function replayable(eb: Eb): Expression<SqlBool> {
-  return eb.or([eb('status', '<>', 'RECEIVED'), eb('next_attempt_at', '<=', raw<Date>`now()`)]);
+  return eb.or([eb('status', '<>', 'RECEIVED'), eb('locked_until', 'is', null), eb('locked_until', '<=', raw<Date>`now()`)]);
 }
 
 // ---- References: surrogate id, source:event_id, or a bare evt_ id ------------------------------
@@ -247,9 +248,6 @@ export type ParkedLink = {
 /** The links this event parked that still wait for their parent (only Stripe events are folded). */
 export async function parkedLinks(db: Sql, event: { source: string; event_id: string }): Promise<ParkedLink[]> {
   if (event.source !== 'stripe') return [];
-  // TEMPORARY until sql/002_stripe_graph.sql is merged from main: pending_links may not exist yet.
-  const [exists] = await db`select to_regclass('pending_links') is not null as ok`;
-  if (!exists?.ok) return [];
   return db<ParkedLink[]>`
     select child_table, child_id, link_column, parent_table, parent_id, since
       from pending_links where event_id = ${event.event_id}
@@ -280,7 +278,7 @@ async function requeue(db: Sql, ids: string[]): Promise<number> {
       update events
          set status = 'RECEIVED', next_attempt_at = now(), locked_until = null, locked_by = null, attempts = 0
        where id = any(${ids}::bigint[])
-         and (status <> 'RECEIVED' or next_attempt_at <= now())
+         and (status <> 'RECEIVED' or locked_until is null or locked_until <= now())
       returning id
     )
     select count(pg_notify(${EVENTS_CHANNEL}, id::text))::int as n from requeued`;

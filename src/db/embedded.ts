@@ -89,7 +89,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     );
   }
 
-  const base = `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}`;
+  const base = embeddedUrl(options.port, '').slice(0, -1);
   const admin = postgres(`${base}/postgres`, { max: 1, onnotice: () => {} });
   try {
     const [exists] = await admin`select 1 from pg_database where datname = ${options.database}`;
@@ -106,6 +106,11 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       if (options.throwaway) await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The URL of a database on an embedded Postgres started here (by this or another process). */
+export function embeddedUrl(port: number, database: string): string {
+  return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
 }
 
 /** A TCP port free on 127.0.0.1 right now (for throwaway clusters and test servers). */
