@@ -78,3 +78,15 @@ t.test('fold outcomes: duration histogram, retries, failures', async (t) => {
   t.equal(value(text, 'webhook_inbox_fold_failures_total'), 2);
   t.match(text, /^webhook_inbox_process_cpu_seconds_total /m, 'process metrics too');
 });
+
+t.test('pending links and the age of the oldest', async (t) => {
+  t.equal(value(await scrape(), 'webhook_inbox_pending_links'), 0);
+  await db.sql`
+    insert into pending_links (child_table, child_id, link_column, parent_table, parent_id, since, event_id)
+    values ('invoices', 'in_m1', 'customer_id', 'customers', 'cus_m1', now() - interval '5 minutes', 'evt_m1'),
+           ('charges', 'ch_m1', 'customer_id', 'customers', 'cus_m1', now(), 'evt_m2')`;
+  const text = await scrape();
+  t.equal(value(text, 'webhook_inbox_pending_links'), 2);
+  const age = value(text, 'webhook_inbox_oldest_pending_link_seconds')!;
+  t.ok(age >= 300 && age < 400, `about 5 minutes (${age})`);
+});
