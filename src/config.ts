@@ -45,6 +45,8 @@ const envSchema = z.object({
   RETRY_BASE_MS: withDefault(int(1, 3_600_000), 1000),
   RETRY_MAX_MS: withDefault(int(1, 86_400_000), 3_600_000),
   RETENTION_DAYS: withDefault(int(1, 3650), 30),
+  RETENTION_BATCH_SIZE: withDefault(int(1, 100_000), 1000),
+  ADMIN_STATEMENT_TIMEOUT_MS: withDefault(int(100, 3_600_000), 30_000),
   SHUTDOWN_TIMEOUT_MS: withDefault(int(100, 600_000), 10_000),
 });
 

@@ -2,7 +2,7 @@
 // the one place that turns them into responses; anything else is a 500 with a constant body.
 
 export class HttpError extends Error {
-  readonly status: 400 | 401 | 404 | 413 | 503;
+  readonly status: 400 | 401 | 404 | 409 | 413 | 503;
   constructor(status: HttpError['status'], message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.status = status;
@@ -58,7 +58,37 @@ export class UnauthorizedError extends HttpError {
 
 /** Bad query parameter or body on the admin API; names the parameter. */
 export class BadRequestError extends HttpError {
-  constructor(message: string) {
+  /** The query parameter or body field at fault, for programs that call the API. */
+  readonly parameter: string | undefined;
+  constructor(message: string, parameter?: string) {
     super(400, message);
+    this.parameter = parameter;
+  }
+}
+
+/** The admin API is off because ADMIN_TOKEN is unset. */
+export class AdminDisabledError extends HttpError {
+  constructor() {
+    super(404, 'the admin API is off: set ADMIN_TOKEN (at least 16 characters) to enable it');
+  }
+}
+
+export class EventNotFoundError extends HttpError {
+  constructor(ref: string) {
+    super(404, `no event ${ref}`);
+  }
+}
+
+/** A worker holds the event's lease right now; replaying it would race the fold. */
+export class EventLeasedError extends HttpError {
+  constructor(ref: string) {
+    super(409, `event ${ref} is being folded by a worker right now; replay it again once its lease ends`);
+  }
+}
+
+/** An admin query ran past ADMIN_STATEMENT_TIMEOUT_MS. */
+export class QueryTimeoutError extends HttpError {
+  constructor(options?: { cause?: unknown }) {
+    super(503, 'the query took longer than ADMIN_STATEMENT_TIMEOUT_MS: narrow the filters (a shorter from/to window, a status) and retry', options);
   }
 }

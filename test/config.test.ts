@@ -15,6 +15,8 @@ t.test('defaults', async (t) => {
     LOG_LEVEL: 'info',
     ROLE: 'all',
     RETENTION_DAYS: 30,
+    RETENTION_BATCH_SIZE: 1000,
+    ADMIN_STATEMENT_TIMEOUT_MS: 30_000,
   });
   t.same(config.sources, {});
 });

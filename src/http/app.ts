@@ -4,13 +4,16 @@ import { Hono } from 'hono';
 import { requestId } from 'hono/request-id';
 import type postgres from 'postgres';
 import type { Config } from '../config.ts';
-import { HttpError } from '../errors.ts';
+import { BadRequestError, HttpError, UnauthorizedError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { createMetrics, type Metrics } from '../metrics.ts';
 import { standardSource } from '../sources/standard.ts';
 import { stripeSource } from '../sources/stripe.ts';
 import type { Source } from '../sources/types.ts';
+import { mountAdmin } from './admin.ts';
 import { mountHealth } from './health.ts';
-import { mountIngest, type IngestDeps } from './ingest.ts';
+import { mountIngest } from './ingest.ts';
+import { mountOpenApi } from './openapi.ts';
 
 export type AppEnv = { Variables: { log: Logger; requestId: string } };
 
@@ -18,7 +21,12 @@ export type AppDeps = {
   sql: postgres.Sql;
   config: Config;
   log: Logger;
-  onIngestOutcome?: IngestDeps['onOutcome'];
+  /** Pool for the admin API, with a statement timeout that suits operator queries; default: sql. */
+  adminSql?: postgres.Sql;
+  /** Default: a fresh registry for this app. */
+  metrics?: Metrics;
+  /** True while the process drains: /readyz answers 503 so load balancers stop sending. */
+  isStopping?: () => boolean;
 };
 
 export function createSources(config: Config): Map<string, Source> {
@@ -36,20 +44,31 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use(async (c, next) => {
     c.set('log', deps.log.child({ requestId: c.get('requestId') }));
     await next();
+    // Draining: ask the client to drop its keep-alive connection so the server can close.
+    if (deps.isStopping?.()) c.header('Connection', 'close');
   });
 
-  mountIngest(app, {
-    sql: deps.sql,
-    sources: createSources(deps.config),
-    maxBodyBytes: deps.config.WEBHOOK_MAX_BODY_BYTES,
-    timeoutMs: deps.config.INGEST_TIMEOUT_MS,
-    onOutcome: deps.onIngestOutcome,
-  });
-  mountHealth(app, { sql: deps.sql });
+  const sources = createSources(deps.config);
+  const metrics = deps.metrics ?? createMetrics({ sql: deps.sql, log: deps.log, sources: [...sources.keys()] });
+  // A worker-only process still answers probes and scrapes, but takes no deliveries or admin calls.
+  if (deps.config.ROLE !== 'worker') {
+    mountIngest(app, {
+      sql: deps.sql,
+      sources,
+      maxBodyBytes: deps.config.WEBHOOK_MAX_BODY_BYTES,
+      timeoutMs: deps.config.INGEST_TIMEOUT_MS,
+      onOutcome: metrics.observeDelivery,
+    });
+    mountAdmin(app, { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN });
+    mountOpenApi(app);
+  }
+  mountHealth(app, { sql: deps.sql, metrics, isStopping: deps.isStopping });
 
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   app.onError((err, c) => {
     // Named errors were logged where they arose, with their context.
+    if (err instanceof BadRequestError) return c.json({ error: err.message, parameter: err.parameter }, 400);
+    if (err instanceof UnauthorizedError) c.header('WWW-Authenticate', 'Bearer realm="webhook-inbox admin"');
     if (err instanceof HttpError) return c.json({ error: err.message }, err.status);
     // Unknown failures: log everything, tell the caller nothing but that it may retry.
     c.get('log').error({ err }, 'unhandled error');

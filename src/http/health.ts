@@ -1,12 +1,18 @@
-// /healthz: the process answers. /readyz: the database answers and every migration is applied.
+// /healthz: the process answers. /readyz: the database answers, every migration is applied, and
+// the process is not draining. /metrics: Prometheus text format.
 import type { Hono } from 'hono';
 import type postgres from 'postgres';
 import { pendingMigrations } from '../db/migrate.ts';
+import type { Metrics } from '../metrics.ts';
 import type { AppEnv } from './app.ts';
 
-export function mountHealth(app: Hono<AppEnv>, deps: { sql: postgres.Sql }): void {
+export function mountHealth(
+  app: Hono<AppEnv>,
+  deps: { sql: postgres.Sql; metrics: Metrics; isStopping?: () => boolean },
+): void {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
+    if (deps.isStopping?.()) return c.json({ status: 'unavailable', reason: 'shutting down' }, 503);
     try {
       await deps.sql`select 1`;
       const pending = await pendingMigrations(deps.sql);
@@ -15,5 +21,9 @@ export function mountHealth(app: Hono<AppEnv>, deps: { sql: postgres.Sql }): voi
     } catch {
       return c.json({ status: 'unavailable', reason: 'database unreachable' }, 503);
     }
+  });
+  app.get('/metrics', async (c) => {
+    const body = await deps.metrics.render();
+    return c.body(body, 200, { 'content-type': deps.metrics.registry.contentType });
   });
 }

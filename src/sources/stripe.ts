@@ -8,7 +8,8 @@ import type { Source, VerifiedEvent } from './types.ts';
 
 const id = z.string().min(1).max(255);
 
-const stripeEnvelope = z.object({
+/** The fields of a Stripe event webhook-inbox reads; the rest of the body is stored as is. */
+export const stripeEnvelope = z.object({
   id,
   type: id,
   object: z.literal('event').optional(),

@@ -1,0 +1,231 @@
+// The process lifecycle: open the database (the embedded one when DATABASE_URL is unset), migrate,
+// serve HTTP and/or run the workers by ROLE, and on SIGTERM/SIGINT shut down in order within
+// SHUTDOWN_TIMEOUT_MS: stop accepting, drain requests and workers, close the pools, stop Postgres.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import type postgres from 'postgres';
+import type { Config } from './config.ts';
+import { connect } from './db/client.ts';
+import { startEmbeddedPostgres, type Embedded } from './db/embedded.ts';
+import { migrate } from './db/migrate.ts';
+import { purgeEvents } from './db/retention.ts';
+import { createApp, createSources } from './http/app.ts';
+import type { Logger } from './log.ts';
+import { createMetrics, type FoldOutcome } from './metrics.ts';
+
+export type Workers = { stop(): Promise<void> };
+
+/** Scheduled work the workers' pg-boss runs (once across all processes per tick). */
+export type Sweep = { name: string; cron: string; run: () => Promise<unknown> };
+
+/** What src/worker/index.ts provides; the service calls it unless ROLE=api. */
+export type StartWorkers = (deps: {
+  sql: postgres.Sql;
+  databaseUrl: string;
+  config: Config;
+  log: Logger;
+  onFold: (outcome: FoldOutcome, ms: number) => void;
+  sweeps: Sweep[];
+}) => Workers | Promise<Workers>;
+
+// Retention every 10 minutes keeps each run short; maxBatches bounds one run on a large backlog
+// (the next run carries on).
+export function retentionSweep(sql: postgres.Sql, config: Config, log: Logger): Sweep {
+  return {
+    name: 'purge-events',
+    cron: '*/10 * * * *',
+    run: async () => {
+      const purged = await purgeEvents(sql, {
+        olderThanDays: config.RETENTION_DAYS,
+        batchSize: config.RETENTION_BATCH_SIZE,
+        maxBatches: 500,
+      });
+      if (purged > 0) log.info({ purged, olderThanDays: config.RETENTION_DAYS }, 'retention: purged finished events');
+      return purged;
+    },
+  };
+}
+
+export type ServiceOptions = { config: Config; log: Logger; startWorkers?: StartWorkers };
+
+export type Service = {
+  /** http://host:port when this process serves HTTP. */
+  url: string | undefined;
+  /** HTTP requests being handled right now. */
+  inFlight: () => number;
+  /** The ordered shutdown; resolves when everything is closed. Safe to call twice. */
+  stop: (reason?: string) => Promise<void>;
+};
+
+async function openDatabase(config: Config, log: Logger): Promise<{ url: string; embedded?: Embedded }> {
+  if (config.DATABASE_URL) return { url: config.DATABASE_URL };
+  const embedded = await startEmbeddedPostgres({
+    dir: config.EMBEDDED_PG_DIR,
+    port: config.EMBEDDED_PG_PORT,
+    database: 'webhook_inbox',
+    onLog: (line) => log.debug({ postgres: line.trim() }, 'embedded postgres'),
+  });
+  log.info(
+    { dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT },
+    'DATABASE_URL is unset: started the embedded Postgres with data under EMBEDDED_PG_DIR (set DATABASE_URL to use your own)',
+  );
+  return { url: embedded.url, embedded };
+}
+
+function listen(fetch: (req: Request) => Promise<Response>, config: Config): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, port: config.PORT, hostname: config.HOST }, () => resolve(server as Server));
+    server.once('error', reject);
+  });
+}
+
+// server.close() stops listening and closes idle keep-alive sockets once; a socket busy with a
+// request becomes idle again afterwards, so keep closing idle ones until the server reports done.
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    const sweep = setInterval(() => server.closeIdleConnections(), 50);
+    server.close(() => {
+      clearInterval(sweep);
+      resolve();
+    });
+  });
+}
+
+/** Starts everything ROLE asks for and returns the running service; throws if it cannot start. */
+export async function startService(options: ServiceOptions): Promise<Service> {
+  const { config, log } = options;
+  const { url: databaseUrl, embedded } = await openDatabase(config, log);
+  const pool = { max: config.DB_POOL_MAX, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS };
+  const sql = connect(databaseUrl, { ...pool, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
+  const serveHttp = config.ROLE !== 'worker';
+  // Operators' queries get their own small pool and a longer timeout: a slow listing can neither
+  // starve ingest of connections nor be cut at ingest's 1 s.
+  const adminSql = serveHttp
+    ? connect(databaseUrl, { max: 2, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.ADMIN_STATEMENT_TIMEOUT_MS, applicationName: 'webhook-inbox-admin' })
+    : undefined;
+  const closeDatabase = async () => {
+    await Promise.all([sql.end({ timeout: 5 }), adminSql?.end({ timeout: 5 })]);
+    await embedded?.stop();
+  };
+
+  try {
+    await migrate(sql, log);
+  } catch (err) {
+    log.fatal({ err }, 'migrations failed; not starting');
+    await closeDatabase();
+    throw err;
+  }
+
+  if (serveHttp && !config.STRIPE_WEBHOOK_SECRET) {
+    log.warn(
+      'STRIPE_WEBHOOK_SECRET is not set: Stripe deliveries answer 503 (Stripe retries them) until you set it to your endpoint secret, or to the whsec_... that `stripe listen --forward-to localhost:3000/webhooks/stripe` prints',
+    );
+  }
+  if (serveHttp && !config.ADMIN_TOKEN) {
+    log.info('ADMIN_TOKEN is not set: the admin API (/events) is off; set it to a secret of at least 16 characters to enable it');
+  }
+
+  let stopping = false;
+  const metrics = createMetrics({ sql, log, sources: [...createSources(config).keys()] });
+  const app = createApp({ sql, adminSql, config, log, metrics, isStopping: () => stopping });
+
+  let inFlight = 0;
+  const fetch = async (req: Request) => {
+    inFlight++;
+    try {
+      return await app.fetch(req);
+    } finally {
+      inFlight--;
+    }
+  };
+
+  let server: Server | undefined;
+  let workers: Workers | undefined;
+  try {
+    // Every role serves HTTP: a worker-only process answers /healthz, /readyz and /metrics only.
+    server = await listen(fetch, config);
+    const port = (server.address() as AddressInfo).port;
+    log.info({ port, role: config.ROLE, admin: Boolean(config.ADMIN_TOKEN) && serveHttp }, 'listening');
+    if (config.ROLE === 'api') {
+      // HTTP only; workers run in other processes.
+    } else if (config.WORKER_CONCURRENCY === 0) {
+      log.info('WORKER_CONCURRENCY is 0: this process folds nothing and runs no schedules');
+    } else if (!options.startWorkers) {
+      log.warn('no fold workers in this build: events are stored but not folded');
+    } else {
+      const sweeps = [retentionSweep(sql, config, log)];
+      workers = await options.startWorkers({ sql, databaseUrl, config, log, onFold: metrics.observeFold, sweeps });
+      log.info({ concurrency: config.WORKER_CONCURRENCY }, 'workers started');
+    }
+  } catch (err) {
+    log.fatal({ err }, 'could not start');
+    if (server) await closeServer(server);
+    await closeDatabase();
+    throw err;
+  }
+
+  const address = server.address() as AddressInfo;
+  let stopped: Promise<void> | undefined;
+  const stop = (reason = 'stop') => {
+    stopped ??= (async () => {
+      stopping = true;
+      log.info({ reason, inFlight }, 'shutting down: no new requests; draining requests and workers');
+      // The HTTP drain and the workers' drain are independent; both finish before the pool closes
+      // because requests in flight and folds in flight both still write.
+      const results = await Promise.allSettled([
+        server ? closeServer(server).then(() => log.info('http drained')) : undefined,
+        workers?.stop().then(() => log.info('workers stopped')),
+      ]);
+      for (const r of results) if (r.status === 'rejected') log.error({ err: r.reason }, 'error while draining');
+      await closeDatabase();
+      log.info('stopped');
+    })();
+    return stopped;
+  };
+
+  return {
+    url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
+    inFlight: () => inFlight,
+    stop,
+  };
+}
+
+/**
+ * `npm start`: startService, then SIGTERM/SIGINT run the ordered shutdown and exit 0, or exit 1
+ * if it takes longer than SHUTDOWN_TIMEOUT_MS. A failure to start exits 1.
+ */
+export async function runService(options: ServiceOptions): Promise<void> {
+  const { config, log } = options;
+  let service: Service | undefined;
+  let signalled: string | undefined;
+
+  const shutdown = async (signal: string) => {
+    if (signalled) {
+      log.warn({ signal }, 'already shutting down');
+      return;
+    }
+    signalled = signal;
+    const force = setTimeout(() => {
+      log.error({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutdown took longer than SHUTDOWN_TIMEOUT_MS; exiting anyway');
+      process.exit(1);
+    }, config.SHUTDOWN_TIMEOUT_MS);
+    force.unref();
+    // A signal during startup is acted on once startup is done (or failed).
+    if (!service) return;
+    await service.stop(signal);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  try {
+    service = await startService(options);
+  } catch {
+    process.exit(1);
+  }
+  if (signalled) {
+    await service.stop(signalled);
+    process.exit(0);
+  }
+}

@@ -1,0 +1,190 @@
+// The process lifecycle (src/service.ts): what each ROLE serves and starts, the order of a graceful
+// shutdown, /readyz with the database gone, and SIGTERM/SIGINT on the real process exiting 0.
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import path from 'node:path';
+import t from 'tap';
+import { silentLogger } from '../src/log.ts';
+import { startService, type StartWorkers } from '../src/service.ts';
+import { signStripe, stripeEvent, testConfig } from './helpers/app.ts';
+import { createTestDatabase } from './helpers/db.ts';
+import { startProxy } from './helpers/proxy.ts';
+import { root, SECRET } from './helpers/service.ts';
+import { freePort } from '../src/db/embedded.ts';
+
+const db = await createTestDatabase(t);
+const config = (env: Record<string, string | undefined> = {}) =>
+  testConfig({ DATABASE_URL: db.url, PORT: '0', HOST: '127.0.0.1', ADMIN_TOKEN: 'admin-token-0123456789abcdef', ...env });
+
+// A stand-in for src/worker/index.ts that records what the service does with it.
+function recordingWorkers(steps: string[], probe?: () => Promise<void>): { start: StartWorkers; calls: Parameters<StartWorkers>[0][] } {
+  const calls: Parameters<StartWorkers>[0][] = [];
+  return {
+    calls,
+    start: (deps) => {
+      calls.push(deps);
+      steps.push('workers started');
+      return {
+        stop: async () => {
+          steps.push('workers stopping');
+          // Folds in flight still write while the workers drain: the pool must be open.
+          await probe?.();
+          await deps.sql`select 1`;
+          steps.push('workers stopped');
+        },
+      };
+    },
+  };
+}
+
+t.test('ROLE=all serves every route and starts the workers with the pool, url, config and onFold', async (t) => {
+  const steps: string[] = [];
+  const workers = recordingWorkers(steps);
+  const service = await startService({ config: config(), log: silentLogger(), startWorkers: workers.start });
+  t.teardown(() => service.stop());
+  t.equal(workers.calls.length, 1);
+  t.equal(workers.calls[0]!.databaseUrl, db.url);
+  t.equal(typeof workers.calls[0]!.onFold, 'function');
+  t.equal((await fetch(`${service.url}/readyz`)).status, 200);
+  t.equal((await fetch(`${service.url}/events`)).status, 401, 'admin API mounted');
+  t.equal((await fetch(`${service.url}/webhooks/stripe`, { method: 'POST', body: '{}' })).status, 400, 'ingest mounted');
+  workers.calls[0]!.onFold('failed', 12);
+  const metrics = await (await fetch(`${service.url}/metrics`)).text();
+  t.match(metrics, /^webhook_inbox_fold_failures_total 1$/m, 'onFold feeds /metrics');
+});
+
+t.test('shutdown order: HTTP drained and workers stopped (pool still open), then the pool closes', async (t) => {
+  const steps: string[] = [];
+  let service!: Awaited<ReturnType<typeof startService>>;
+  const workers = recordingWorkers(steps, async () => {
+    const ready = await fetch(`${service.url}/readyz`).catch(() => undefined);
+    steps.push(`readyz while draining: ${ready?.status ?? 'closed'}`);
+  });
+  service = await startService({ config: config(), log: silentLogger(), startWorkers: workers.start });
+  // A delivery in flight when the stop begins (half its body sent) must still be stored and answered.
+  const event = stripeEvent();
+  const body = JSON.stringify(event);
+  let inflight!: http.ClientRequest;
+  const answer = new Promise<number>((resolve, reject) => {
+    const req = http.request(`${service.url}/webhooks/stripe`, { method: 'POST', headers: { ...signStripe(body), 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.write(body.slice(0, 100));
+    inflight = req;
+  });
+  await waitFor(() => service.inFlight() === 1, 'the request to reach the handler');
+  const stopped = service.stop('test');
+  inflight.end(body.slice(100));
+  t.equal(await answer, 200, 'the request in flight was answered');
+  await stopped;
+  const [row] = await db.sql`select count(*)::int as n from events where event_id = ${event.id as string}`;
+  t.equal(row!.n, 1, 'and stored');
+  t.same(steps.slice(0, 2), ['workers started', 'workers stopping']);
+  t.ok(steps.includes('workers stopped'), 'the pool was still open while workers drained');
+  t.ok(steps.some((s) => /^readyz while draining: (503|closed)$/.test(s)), 'not ready while draining');
+  await t.rejects(workers.calls[0]!.sql`select 1`, 'the pool is closed afterwards');
+  await t.rejects(fetch(`${service.url}/healthz`), 'no longer listening');
+  await service.stop('again');
+  t.pass('stop is idempotent');
+});
+
+t.test('ROLE=api starts no workers; ROLE=worker answers probes and metrics only', async (t) => {
+  const steps: string[] = [];
+  const api = recordingWorkers(steps);
+  const apiService = await startService({ config: config({ ROLE: 'api' }), log: silentLogger(), startWorkers: api.start });
+  t.equal(api.calls.length, 0, 'api: no workers');
+  t.equal((await fetch(`${apiService.url}/events`)).status, 401);
+  await apiService.stop();
+
+  const worker = recordingWorkers(steps);
+  const workerService = await startService({ config: config({ ROLE: 'worker' }), log: silentLogger(), startWorkers: worker.start });
+  t.teardown(() => workerService.stop());
+  t.equal(worker.calls.length, 1, 'worker: workers started');
+  t.equal((await fetch(`${workerService.url}/healthz`)).status, 200);
+  t.equal((await fetch(`${workerService.url}/readyz`)).status, 200);
+  t.equal((await fetch(`${workerService.url}/metrics`)).status, 200);
+  t.equal((await fetch(`${workerService.url}/webhooks/stripe`, { method: 'POST', body: '{}' })).status, 404, 'no ingest');
+  t.equal((await fetch(`${workerService.url}/events`)).status, 404, 'no admin API');
+});
+
+t.test('/readyz answers 503 with the database gone and 200 when it is back; /healthz stays 200', async (t) => {
+  const target = new URL(db.url);
+  const proxy = await startProxy({ host: target.hostname, port: Number(target.port) });
+  t.teardown(() => proxy.close());
+  const service = await startService({
+    config: config({ DATABASE_URL: proxy.url(db.url), DB_CONNECT_TIMEOUT_MS: '300' }),
+    log: silentLogger(),
+  });
+  t.teardown(() => service.stop());
+  t.equal((await fetch(`${service.url}/readyz`)).status, 200);
+
+  await proxy.down();
+  const started = Date.now();
+  const down = await fetch(`${service.url}/readyz`);
+  t.equal(down.status, 503);
+  t.match(await down.json(), { status: 'unavailable', reason: 'database unreachable' });
+  t.ok(Date.now() - started < 2000, 'answered within the connect timeout');
+  t.equal((await fetch(`${service.url}/healthz`)).status, 200, 'the process is alive');
+  const metrics = await (await fetch(`${service.url}/metrics`)).text();
+  t.match(metrics, /^webhook_inbox_database_up 0$/m, '/metrics still answers and says the database is down');
+
+  proxy.hang();
+  t.equal((await fetch(`${service.url}/readyz`)).status, 503, 'a database that accepts and never answers');
+
+  await proxy.up();
+  const deadline = Date.now() + 10_000;
+  let status = 0;
+  while (status !== 200 && Date.now() < deadline) {
+    status = (await fetch(`${service.url}/readyz`)).status;
+    if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(status, 200, 'ready again without a restart');
+});
+
+t.test('/readyz answers 503 while migrations are pending', async (t) => {
+  const mine = await createTestDatabase(t);
+  const service = await startService({ config: config({ DATABASE_URL: mine.url }), log: silentLogger() });
+  t.teardown(() => service.stop());
+  // As if a newer version of the code had been deployed against this database.
+  await mine.sql`delete from schema_migrations where name = '001_events.sql'`;
+  const res = await fetch(`${service.url}/readyz`);
+  t.equal(res.status, 503);
+  t.match(await res.json(), { reason: 'migrations pending', pending: ['001_events.sql'] });
+});
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  t.test(`${signal} on the real process: logs the shutdown and exits 0`, async (t) => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [path.join(root, 'src/main.ts')], {
+      env: { PATH: process.env.PATH, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', STRIPE_WEBHOOK_SECRET: SECRET, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    t.teardown(() => child.kill('SIGKILL'));
+    const deadline = Date.now() + 30_000;
+    while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`service did not start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.match(out, /ADMIN_TOKEN is not set: the admin API \(\/events\) is off/, 'the startup log says the admin API is off');
+    const started = Date.now();
+    child.kill(signal);
+    t.equal(await exited, 0, `${signal} exits 0`);
+    t.ok(Date.now() - started < 10_000, 'within SHUTDOWN_TIMEOUT_MS');
+    t.match(out, new RegExp(`"reason":"${signal}"`));
+    t.match(out, /"msg":"stopped"/);
+  });
+}
+
+async function waitFor(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

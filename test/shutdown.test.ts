@@ -1,0 +1,64 @@
+// Graceful shutdown under load: SIGTERM while signed deliveries keep arriving. The process exits 0
+// within SHUTDOWN_TIMEOUT_MS, and every delivery it answered 200 is in the database (the rest were
+// refused or cut before an answer, which senders retry).
+import postgres from 'postgres';
+import t from 'tap';
+import { createTestDatabase } from './helpers/db.ts';
+import { deliver, signedDelivery, startService } from './helpers/service.ts';
+
+const db = await createTestDatabase(t);
+const service = await startService(db.url, { WORKER_CONCURRENCY: '0', SHUTDOWN_TIMEOUT_MS: '8000' });
+t.teardown(() => service.child.kill('SIGKILL'));
+const exited = new Promise<number | null>((resolve) => service.child.on('exit', (code) => resolve(code)));
+
+type Sent = { id: string; status: number; after: boolean };
+const sent: Sent[] = [];
+let signalled = false;
+let running = true;
+// About 200 deliveries a second, each on its own, like Stripe during a burst.
+const load = (async () => {
+  const inflight: Promise<void>[] = [];
+  while (running) {
+    const d = signedDelivery(5000);
+    const after = signalled;
+    inflight.push(deliver(service.url, d).then((r) => void sent.push({ id: d.id, status: r.status, after })));
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await Promise.all(inflight);
+})();
+
+const waitFor = async (cond: () => boolean, what: string) => {
+  const deadline = Date.now() + 30_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+await waitFor(() => sent.filter((s) => s.status === 200).length >= 200, '200 stored deliveries');
+const signalledAt = Date.now();
+signalled = true;
+service.child.kill('SIGTERM');
+const code = await exited;
+const took = Date.now() - signalledAt;
+// Keep sending a moment after the exit: those must all be refused (status 0), never a 200.
+const exitedAt = sent.length;
+await waitFor(() => sent.length >= exitedAt + 20, '20 deliveries after the exit');
+running = false;
+await load;
+
+const check = postgres(db.url, { max: 1, onnotice: () => {} });
+t.teardown(() => check.end());
+const acked = sent.filter((s) => s.status === 200).map((s) => s.id);
+const stored = new Set((await check<{ event_id: string }[]>`select event_id from events`).map((r) => r.event_id));
+
+t.comment(`sent ${sent.length}, acknowledged ${acked.length}; exit ${code} ${took} ms after SIGTERM`);
+t.equal(code, 0, 'SIGTERM under load exits 0');
+t.ok(took < 8000, 'within SHUTDOWN_TIMEOUT_MS');
+t.same(acked.filter((id) => !stored.has(id)), [], 'every acknowledged delivery is in the database');
+t.same(
+  [...new Set(sent.map((s) => s.status))].filter((s) => s !== 200 && s !== 0 && s !== 503).sort(),
+  [],
+  'answers were 200, 503, or no answer at all (connection refused or closed)',
+);
+t.ok(sent.slice(exitedAt).every((s) => s.status === 0), 'nothing is answered after the exit');
