@@ -385,11 +385,13 @@ $gen$;
 
 -- Applies a fold plan to one claimed event, and marks it PROCESSED with what it did; returns that
 -- result, or NULL when the event no longer needs folding (another worker finished it).
--- p_plan = {"lock_keys": [...sorted...], "writes": [w, ...]}, parents before children.
+-- p_plan = {"lock_keys": [...sorted...], "writes": [w, ...]}, parents before children; each w
+-- also names its "data_path" in the event payload (the snapshot is not sent twice).
 create function fold_event(p_event bigint, p_plan jsonb) returns jsonb
 language plpgsql as $$
 declare
   w jsonb;
+  v_payload jsonb;
   v_out jsonb;
   objects jsonb := '[]';
   parked jsonb := '[]';
@@ -399,7 +401,7 @@ begin
   -- The graph rows and the PROCESSED mark commit together, so a crash that loses the newest folds
   -- loses both and the events are folded again: this commit need not wait for its WAL flush.
   perform set_config('synchronous_commit', 'off', true);
-  perform 1 from events where id = p_event and status = 'RECEIVED' for update;
+  select payload into v_payload from events where id = p_event and status = 'RECEIVED' for update;
   if not found then
     return null;
   end if;
@@ -408,6 +410,8 @@ begin
   order by n;
 
   for w in select value from jsonb_array_elements(p_plan -> 'writes') loop
+    -- The snapshot comes from the stored event, at the path the plan names.
+    w := jsonb_set(w, '{row,data}', v_payload #> array(select jsonb_array_elements_text(w -> 'data_path')));
     v_out := case w ->> 'table'
       when 'customers' then fold_write_customers(w)
       when 'products' then fold_write_products(w)

@@ -39,6 +39,7 @@ export async function applyFoldPlan(
         last_event_rank: w.key.rank,
         last_event_id: w.key.eventId,
       },
+      data_path: w.dataPath,
       links: w.links.map((l) => ({ column: l.column, parent_table: l.parentTable, parent_id: l.parentId })),
     })),
   };

@@ -249,8 +249,13 @@ export type PlannedWrite = {
   table: TableName;
   id: string;
   links: PlannedLink[];
-  /** Every column except id, links and the order key. */
+  /** Every column except id, links, data and the order key. */
   columns: Record<string, unknown>;
+  /**
+   * Where the row's snapshot (`data`) sits in the event payload, e.g. ["data", "object"]. The
+   * database takes it from the stored event instead of receiving a second copy.
+   */
+  dataPath: string[];
   key: OrderKey;
 };
 
@@ -310,8 +315,21 @@ function rankOf(spec: ObjectSpec, o: StripeObject, deleted: boolean): number {
 
 type Envelope = { eventId: string; created: number; type: string; account: string | null; apiVersion: string | null; livemode: boolean | null };
 
+/** Where `target` sits inside `o` (by identity), a few levels deep at most. */
+function pathTo(o: StripeObject, target: unknown, depth = 3): string[] | null {
+  for (const [k, v] of Object.entries(o)) {
+    if (v === target) return [k];
+    if (depth > 1 && v !== null && typeof v === 'object') {
+      const inner = pathTo(v as StripeObject, target, depth - 1);
+      if (inner) return [k, ...inner];
+    }
+  }
+  return null;
+}
+
 function planObject(
   o: StripeObject,
+  at: string[],
   env: Envelope,
   deleted: boolean,
   writes: PlannedWrite[],
@@ -324,7 +342,10 @@ function planObject(
   const links: PlannedLink[] = spec.links.map((l) => {
     const ref = l.ref(o);
     // Fold what Stripe embedded whole (an expanded parent) as its own row, parent first.
-    if (depth < 2 && isComplete(ref)) planObject(ref, env, false, writes, depth + 1);
+    if (depth < 2 && isComplete(ref)) {
+      const where = pathTo(o, ref);
+      if (where) planObject(ref, [...at, ...where], env, false, writes, depth + 1);
+    }
     return { column: l.column, parentTable: l.parent, parentId: refId(ref) };
   });
 
@@ -336,7 +357,6 @@ function planObject(
     livemode: typeof o.livemode === 'boolean' ? o.livemode : env.livemode,
     account: env.account,
     deleted,
-    data: o,
     api_version: env.apiVersion,
   };
   for (const [name, get] of Object.entries(spec.columns ?? {})) {
@@ -348,6 +368,7 @@ function planObject(
     id: o.id,
     links,
     columns,
+    dataPath: at,
     key: { created: env.created, rank: rankOf(spec, o, deleted), eventId: env.eventId },
   });
 
@@ -355,11 +376,11 @@ function planObject(
   if (spec.table === 'subscriptions') {
     const items = path('items', 'data')(o);
     if (Array.isArray(items)) {
-      for (const item of items) {
+      items.forEach((item, i) => {
         if (isComplete(item) && item.object === 'subscription_item') {
-          planObject({ subscription: o.id, ...item }, env, false, writes, depth + 1);
+          planObject({ subscription: o.id, ...item }, [...at, 'items', 'data', String(i)], env, false, writes, depth + 1);
         }
-      }
+      });
     }
   }
 }
@@ -397,7 +418,7 @@ export function planEvent(payload: unknown): FoldPlan {
   };
   const deleted = e.type.endsWith('.deleted') || o.deleted === true;
   const planned: PlannedWrite[] = [];
-  planObject(o, env, deleted, planned, 0);
+  planObject(o, ['data', 'object'], env, deleted, planned, 0);
 
   // One write per row (the event's own object wins over an embedded copy), parents first.
   const byRow = new Map<string, PlannedWrite>();
