@@ -59,6 +59,8 @@ t.test('auth: no token, wrong token, wrong scheme -> 401 on every route; right t
   t.same(await snapshot(), before, 'refused replays changed nothing');
   t.equal((await get('/events')).status, 200);
   t.equal((await get('/events', { authorization: `bearer   ${TOKEN}` })).status, 200, 'scheme is case-insensitive');
+  const traced = await get('/events', { ...auth, 'x-request-id': 'support-ticket-42' });
+  t.equal(traced.res.headers.get('x-request-id'), 'support-ticket-42', 'a caller\'s request id is kept and returned');
 });
 
 t.test('ADMIN_TOKEN unset: the admin API is off and says how to turn it on', async (t) => {
