@@ -93,6 +93,7 @@ t.test('GET /events filters', async (t) => {
     ['type=invoice.pa*', [rows.failed, rows.oldFailed]],
     ['type=invoice.pay*', [rows.failed]],
     ['type=customer_x.*', [rows.underscore]],
+    ['type=customer%25*', []],
     ['type=*', Object.values(rows).reverse()],
     ['from=24h', [rows.lookalike, rows.underscore, rows.leased, rows.received, rows.ignored, rows.failed]],
     ['from=4h&to=90m', [rows.ignored, rows.failed]],

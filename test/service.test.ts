@@ -149,6 +149,9 @@ t.test('/readyz answers 503 with the database gone and 200 when it is back; /hea
   t.match(await down.json(), { status: 'unavailable', reason: 'database unreachable' });
   t.ok(Date.now() - started < 2000, 'answered within the connect timeout');
   t.equal((await fetch(`${service.url}/healthz`)).status, 200, 'the process is alive');
+  const admin = await fetch(`${service.url}/events`, { headers: { authorization: 'Bearer admin-token-0123456789abcdef' } });
+  t.equal(admin.status, 503, 'the admin API says the database is unavailable');
+  t.match(await admin.json(), { error: /database unavailable/ });
   const metrics = await (await fetch(`${service.url}/metrics`)).text();
   t.match(metrics, /^webhook_inbox_database_up 0$/m, '/metrics still answers and says the database is down');
 
