@@ -11,13 +11,16 @@ import { connect } from '../src/db/client.ts';
 import { insertEvent } from '../src/db/events.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { deliver, signedDelivery, startService } from '../test/helpers/service.ts';
+import { buildStream } from '../test/helpers/stream.ts';
 import { benchDatabase, closedLoop, openLoop, percentile, printTable } from './bench-lib.ts';
 
 const { values: args } = parseArgs({
   options: {
     events: { type: 'string', default: '4000' },
     seconds: { type: 'string', default: '20' },
-    rates: { type: 'string', default: '58,500,1000' },
+    rates: { type: 'string', default: '58,200,500,1000' },
+    backlog: { type: 'string', default: '20000' },
+    phases: { type: 'string', default: 'ceiling,http,rate,drain' },
     'pool-max': { type: 'string', default: '10' },
     out: { type: 'string', default: 'bench-results.json' },
     help: { type: 'boolean', short: 'h' },
@@ -31,11 +34,16 @@ Measures, in one run on this machine:
   http      ack latency p50/p99/max and req/s of signed 5 KB Stripe deliveries through the
             service, sequential and with 8/32/64 concurrent connections, and % of the ceiling
 
-  rate      open loop at fixed rates (default 58, 500 and 1,000 req/s for 20 s each): ack
+  rate      open loop at fixed rates (default 58, 200, 500 and 1,000 req/s for 20 s each): ack
             p50/p99/max, and end-to-end (processed_at - received_at) p50/p99
+  drain     a backlog of --backlog realistic Stripe events (customers, subscriptions, invoices,
+            payments, refunds... from test/helpers/stream.ts) folded by the service's workers:
+            events/s from the first to the last processed_at
 
   --events N     deliveries per closed-loop measurement (default 4000)
-  --rates LIST   fixed rates for the open loop, req/s (default 58,500,1000)
+  --rates LIST   fixed rates for the open loop, req/s (default 58,200,500,1000)
+  --backlog N    events in the drain measurement (default 20000)
+  --phases LIST  which measurements to run (default ceiling,http,rate,drain)
   --seconds N    duration of each fixed rate (default 20)
   --pool-max N   database pool size, for the service and the ceiling alike (default 10)
   --out FILE     where the JSON table goes (default bench-results.json)
@@ -44,6 +52,7 @@ DATABASE_URL=postgres://... benches that database instead of a fresh embedded Po
   process.exit(0);
 }
 const total = Number(args.events);
+const phases = new Set(args.phases!.split(','));
 const poolMax = Number(args['pool-max']);
 const progress = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
@@ -79,7 +88,7 @@ async function waitProcessed(ids: string[], timeoutMs: number): Promise<number[]
 
 // 1. The ceiling: same statement, same bodies, no HTTP, no signature check.
 const ceiling: Record<number, number> = {};
-for (const concurrency of [1, 32]) {
+for (const concurrency of phases.has('ceiling') || phases.has('http') ? [1, 32] : []) {
   const bodies = Array.from({ length: total }, () => signedDelivery());
   progress(`ceiling, ${concurrency} at a time`);
   const { results, seconds } = await closedLoop(total, concurrency, async (i) => {
@@ -98,7 +107,7 @@ for (const concurrency of [1, 32]) {
 
 // 2. Through HTTP into the service (a child process, so the load generator does not share its CPU time slice).
 const service = await startService(db.url, { DB_POOL_MAX: String(poolMax), WORKER_CONCURRENCY: '0' });
-for (const concurrency of [1, 8, 32, 64]) {
+for (const concurrency of phases.has('http') ? [1, 8, 32, 64] : []) {
   const bodies = Array.from({ length: total }, () => signedDelivery());
   // Warm up the connections so the first requests do not carry the TCP and pool setup.
   await closedLoop(Math.min(200, total), concurrency, async () => deliver(service.url, signedDelivery()));
@@ -120,7 +129,7 @@ for (const concurrency of [1, 8, 32, 64]) {
 // was due, and end-to-end from the events table once everything is processed.
 await service.stop();
 const folding = await startService(db.url, { DB_POOL_MAX: String(poolMax) });
-for (const rate of args.rates!.split(',').map(Number)) {
+for (const rate of phases.has('rate') ? args.rates!.split(',').map(Number) : []) {
   const seconds = Number(args.seconds);
   const bodies = Array.from({ length: Math.round(rate * seconds) }, () => signedDelivery());
   progress(`open loop, ${rate} rows/s straight into Postgres for ${seconds} s`);
@@ -153,6 +162,42 @@ for (const rate of args.rates!.split(',').map(Number)) {
   });
 }
 await folding.stop();
+
+// 4. Drain: a backlog of realistic events stored while no worker runs, then folded by the service.
+if (phases.has('drain')) {
+  const backlog = Number(args.backlog);
+  const events: ReturnType<typeof buildStream> = [];
+  for (let seed = 1; events.length < backlog; seed++) events.push(...buildStream({ seed: 1000 + seed, customers: 100 }));
+  events.length = backlog;
+  progress(`drain: storing ${backlog} events`);
+  await closedLoop(backlog, 32, (i) => {
+    const e = events[i]!;
+    return insertEvent(sql, {
+      source: 'stripe', eventId: e.id, type: e.type, apiVersion: e.api_version, account: null,
+      livemode: false, created: e.created, body: JSON.stringify(e),
+    });
+  });
+  progress(`drain: folding ${backlog} events`);
+  const drainer = await startService(db.url, { DB_POOL_MAX: String(poolMax) });
+  const ids = events.map((e) => e.id);
+  for (;;) {
+    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from events where status = 'RECEIVED'`;
+    if (row!.n === 0) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await drainer.stop();
+  const [span] = await sql<{ seconds: number; n: number; failed: number }[]>`
+    select extract(epoch from max(processed_at) - min(processed_at))::float8 as seconds, count(*)::int as n,
+           count(*) filter (where status = 'FAILED')::int as failed
+    from events where event_id in ${sql(ids)}`;
+  const parked = (await sql<{ n: number }[]>`select count(*)::int as n from pending_links`)[0]!.n;
+  rows.push({
+    measure: `drain a ${backlog}-event backlog (realistic stream, default workers)`,
+    'rows/s': Math.round(span!.n / span!.seconds),
+    ...(span!.failed ? { failed: span!.failed } : {}),
+    ...(parked ? { 'still parked': parked } : {}),
+  });
+}
 await sql.end();
 await db.stop();
 

@@ -229,3 +229,219 @@ comment on column checkout_sessions.invoice_id is 'Invoice the session created, 
 comment on table credit_notes is 'Stripe credit notes (cn_...).';
 comment on column credit_notes.invoice_id is 'Invoice the credit note adjusts.';
 comment on column credit_notes.customer_id is 'Customer of that invoice.';
+
+-- Folding one event runs in the database, as one statement: a fold is a dozen small reads and
+-- writes, and on a small machine the round trips, not the work, were the cost (330 events/s from
+-- the application, several times that here). The application still decides everything about
+-- Stripe (src/stripe/graph.ts plans which rows to write, their links and order keys); these
+-- functions only apply a plan under the locks.
+
+-- Resolves every link that waited for a row that now exists: deletes the pending rows and sets
+-- the link column on each child. The caller holds the advisory lock of the parent's key.
+create function resolve_pending_links(p_table text, p_id text) returns jsonb
+language plpgsql as $$
+declare
+  r record;
+  resolved jsonb := '[]';
+begin
+  for r in
+    delete from pending_links where parent_table = p_table and parent_id = p_id
+    returning child_table, child_id, link_column, parent_table, parent_id
+  loop
+    execute format('update %I set %I = $1, updated_at = now() where id = $2', r.child_table, r.link_column)
+      using p_id, r.child_id;
+    resolved := resolved || jsonb_build_object('child_table', r.child_table, 'child_id', r.child_id,
+      'link_column', r.link_column, 'parent_table', r.parent_table, 'parent_id', r.parent_id);
+  end loop;
+  return resolved;
+end
+$$;
+
+-- Whether a parent row exists. Static SQL per table (plans are cached), for the fold's link checks.
+create function parent_exists(p_table text, p_id text) returns boolean
+language plpgsql stable as $$
+begin
+  case p_table
+    when 'customers' then return exists (select 1 from customers where id = p_id);
+    when 'products' then return exists (select 1 from products where id = p_id);
+    when 'prices' then return exists (select 1 from prices where id = p_id);
+    when 'subscriptions' then return exists (select 1 from subscriptions where id = p_id);
+    when 'invoices' then return exists (select 1 from invoices where id = p_id);
+    when 'payment_intents' then return exists (select 1 from payment_intents where id = p_id);
+    when 'charges' then return exists (select 1 from charges where id = p_id);
+    else raise exception 'parent_exists: % is not a parent table', p_table;
+  end case;
+end
+$$;
+
+-- fold_write_<table>(w): writes one planned row of that table if its snapshot is the newest, sets
+-- the links whose parent exists and parks the others, and (for a new row) resolves the links that
+-- waited for it. Returns {"object": {table, id, action}, "parked": [...], "resolved": [...]}.
+-- One function per table, generated here from the table's columns, so every statement in it is
+-- static and planned once per connection (dynamic SQL is planned on every call: too slow here).
+-- w = {"table", "id", "row": {column: value, ... last_event_created, last_event_rank,
+--      last_event_id}, "links": [{"column", "parent_table", "parent_id"}]}
+do $gen$
+declare
+  t text;
+  cols text;
+  rcols text;
+begin
+  foreach t in array array[
+    'customers', 'products', 'prices', 'payment_methods', 'subscriptions', 'subscription_items',
+    'invoices', 'payment_intents', 'invoice_payments', 'charges', 'refunds', 'disputes',
+    'checkout_sessions', 'credit_notes'
+  ] loop
+    select string_agg(format('%I', column_name), ', ' order by ordinal_position),
+           string_agg(format('r.%I', column_name), ', ' order by ordinal_position)
+    into cols, rcols
+    from information_schema.columns
+    where table_schema = current_schema() and table_name = t and column_name <> 'id';
+
+    execute format($f$
+      create function %1$I(w jsonb) returns jsonb
+      language plpgsql as $body$
+      declare
+        v_id text := w ->> 'id';
+        v_row jsonb := (w -> 'row') || jsonb_build_object('id', w ->> 'id', 'updated_at', now());
+        r %2$I;
+        prev record;
+        v_found boolean;
+        l jsonb;
+        v_parked jsonb := '[]';
+        v_resolved jsonb := '[]';
+        v_action text;
+      begin
+        select last_event_created, last_event_rank, last_event_id, deleted into prev from %2$I where id = v_id;
+        v_found := found;
+        -- Newest wins: (event.created, lifecycle rank, event id), ids compared bytewise.
+        if v_found and not (
+          ((v_row ->> 'last_event_created')::timestamptz, (v_row ->> 'last_event_rank')::int,
+           (v_row ->> 'last_event_id') collate "C")
+          > (prev.last_event_created, prev.last_event_rank, prev.last_event_id collate "C")
+        ) then
+          -- An older snapshot never overwrites; but a deletion, however late, marks the tombstone.
+          if (v_row ->> 'deleted')::boolean and not prev.deleted then
+            update %2$I set deleted = true, updated_at = now() where id = v_id;
+            v_action := 'updated';
+          elsif prev.last_event_id = v_row ->> 'last_event_id' then
+            v_action := 'unchanged';
+          else
+            v_action := 'stale';
+          end if;
+          return jsonb_build_object('object', jsonb_build_object('table', %2$L, 'id', v_id, 'action', v_action),
+                                    'parked', '[]'::jsonb, 'resolved', '[]'::jsonb);
+        end if;
+
+        -- This snapshot wins: set each link whose parent exists, park the others.
+        for l in select value from jsonb_array_elements(w -> 'links') loop
+          if l ->> 'parent_id' is not null and parent_exists(l ->> 'parent_table', l ->> 'parent_id') then
+            v_row := v_row || jsonb_build_object(l ->> 'column', l ->> 'parent_id');
+          else
+            v_row := v_row || jsonb_build_object(l ->> 'column', null);
+            if l ->> 'parent_id' is not null then
+              v_parked := v_parked || jsonb_build_object('child_table', %2$L, 'child_id', v_id,
+                'link_column', l ->> 'column', 'parent_table', l ->> 'parent_table', 'parent_id', l ->> 'parent_id');
+            end if;
+          end if;
+        end loop;
+
+        -- Park before writing the row: a parent resolving this child in parallel then waits on
+        -- the pending_links row, never on a row lock held here, so the two cannot deadlock.
+        if v_found then
+          delete from pending_links
+          where child_table = %2$L and child_id = v_id
+            and link_column not in (select p ->> 'link_column' from jsonb_array_elements(v_parked) p);
+        end if;
+        if jsonb_array_length(v_parked) > 0 then
+          insert into pending_links (child_table, child_id, link_column, parent_table, parent_id, event_id)
+          select %2$L, v_id, p ->> 'link_column', p ->> 'parent_table', p ->> 'parent_id', v_row ->> 'last_event_id'
+          from jsonb_array_elements(v_parked) p
+          on conflict (child_table, child_id, link_column) do update
+            set parent_table = excluded.parent_table, parent_id = excluded.parent_id, event_id = excluded.event_id,
+                since = case when pending_links.parent_id = excluded.parent_id then pending_links.since else now() end;
+        end if;
+
+        r := jsonb_populate_record(null::%2$I, v_row);
+        if v_found then
+          r.deleted := r.deleted or prev.deleted;
+          update %2$I set (%3$s) = (select %4$s) where id = v_id;
+          v_action := 'updated';
+        else
+          insert into %2$I select (r).*;
+          v_action := 'created';
+          v_resolved := resolve_pending_links(%2$L, v_id);
+        end if;
+        return jsonb_build_object('object', jsonb_build_object('table', %2$L, 'id', v_id, 'action', v_action),
+                                  'parked', v_parked, 'resolved', v_resolved);
+      end
+      $body$
+    $f$, 'fold_write_' || t, t, cols, rcols);
+    execute format('comment on function %I(jsonb) is %L', 'fold_write_' || t,
+      'Writes one planned ' || t || ' row if its snapshot is the newest; sets or parks its links. Called by fold_event.');
+  end loop;
+end
+$gen$;
+
+-- Applies a fold plan to one claimed event, and marks it PROCESSED with what it did; returns that
+-- result, or NULL when the event no longer needs folding (another worker finished it).
+-- p_plan = {"lock_keys": [...sorted...], "writes": [w, ...]}, parents before children.
+create function fold_event(p_event bigint, p_plan jsonb) returns jsonb
+language plpgsql as $$
+declare
+  w jsonb;
+  v_out jsonb;
+  objects jsonb := '[]';
+  parked jsonb := '[]';
+  resolved jsonb := '[]';
+  v_result jsonb;
+begin
+  -- The graph rows and the PROCESSED mark commit together, so a crash that loses the newest folds
+  -- loses both and the events are folded again: this commit need not wait for its WAL flush.
+  perform set_config('synchronous_commit', 'off', true);
+  perform 1 from events where id = p_event and status = 'RECEIVED' for update;
+  if not found then
+    return null;
+  end if;
+  perform pg_advisory_xact_lock(hashtextextended(k, 0))
+  from jsonb_array_elements_text(p_plan -> 'lock_keys') with ordinality as u(k, n)
+  order by n;
+
+  for w in select value from jsonb_array_elements(p_plan -> 'writes') loop
+    v_out := case w ->> 'table'
+      when 'customers' then fold_write_customers(w)
+      when 'products' then fold_write_products(w)
+      when 'prices' then fold_write_prices(w)
+      when 'payment_methods' then fold_write_payment_methods(w)
+      when 'subscriptions' then fold_write_subscriptions(w)
+      when 'subscription_items' then fold_write_subscription_items(w)
+      when 'invoices' then fold_write_invoices(w)
+      when 'payment_intents' then fold_write_payment_intents(w)
+      when 'invoice_payments' then fold_write_invoice_payments(w)
+      when 'charges' then fold_write_charges(w)
+      when 'refunds' then fold_write_refunds(w)
+      when 'disputes' then fold_write_disputes(w)
+      when 'checkout_sessions' then fold_write_checkout_sessions(w)
+      when 'credit_notes' then fold_write_credit_notes(w)
+    end;
+    if v_out is null then
+      raise exception 'fold_event: no table %', w ->> 'table';
+    end if;
+    objects := objects || jsonb_build_array(v_out -> 'object');
+    parked := parked || (v_out -> 'parked');
+    resolved := resolved || (v_out -> 'resolved');
+  end loop;
+
+  v_result := jsonb_build_object('objects', objects, 'parked', parked, 'resolved', resolved);
+  update events
+  set status = 'PROCESSED', result = v_result, processed_at = now(), locked_until = null, next_attempt_at = now()
+  where id = p_event;
+  return v_result;
+end
+$$;
+
+comment on function parent_exists(text, text) is 'Whether the row p_table.p_id exists; the fold''s link check.';
+comment on function resolve_pending_links(text, text) is
+  'Resolves every link waiting for the row p_table.p_id (which must exist); returns the links resolved. Used by fold_event and the link sweeper.';
+comment on function fold_event(bigint, jsonb) is
+  'Applies one fold plan (computed by the application from the Stripe event) under advisory locks and marks the event PROCESSED; NULL when the event no longer needs folding.';

@@ -1,6 +1,5 @@
 // Queries on the events table. The ingest statement is a plain postgres.js template: it is the
 // hot path, one round trip, and stores + wakes the workers atomically.
-import type postgres from 'postgres';
 import type { VerifiedEvent } from '../sources/types.ts';
 import type { Sql } from './client.ts';
 
@@ -64,27 +63,15 @@ export async function claimEvents(
     returning e.id::text, e.source, e.event_id, e.type, e.attempts, e.payload`;
 }
 
-/**
- * Locks a claimed event's row for the fold transaction and says whether it still needs folding.
- * A second worker that claimed it after a lease ran out waits here, then sees it done.
- */
-export async function lockEventForFold(tx: Sql, id: string): Promise<boolean> {
-  const rows = await tx`select status from events where id = ${id} for update`;
-  return rows.length === 1 && rows[0]!.status === 'RECEIVED';
-}
-
-/** Records a finished fold (PROCESSED or IGNORED) with what it did. */
-export async function finishEvent(
-  tx: Sql,
-  id: string,
-  status: 'PROCESSED' | 'IGNORED',
-  result: Record<string, unknown>,
-): Promise<void> {
-  await tx`
+/** Marks a claimed event IGNORED (a type or source we do not fold); false if it was finished already. */
+export async function ignoreEvent(sql: Sql, id: string, reason: string): Promise<boolean> {
+  const rows = await sql`
     update events
-    set status = ${status}, result = ${tx.json(result as postgres.JSONValue)}, processed_at = now(),
+    set status = 'IGNORED', result = ${sql.json({ ignored: reason })}, processed_at = now(),
         locked_until = null, next_attempt_at = now()
-    where id = ${id}`;
+    where id = ${id} and status = 'RECEIVED'
+    returning id`;
+  return rows.length === 1;
 }
 
 /**

@@ -229,7 +229,10 @@ export const FOLDED_OBJECTS: readonly string[] = Object.keys(SPECS);
 /** Rank of a tombstone: a deletion is the last state of any object. */
 export const DELETED_RANK = 100;
 
-/** The snapshot's place in time: newest wins, compared field by field in this order. */
+/**
+ * The snapshot's place in time: newest wins, compared field by field in this order (fold_event()
+ * in sql/002_stripe_graph.sql compares them, under the row's lock).
+ */
 export type OrderKey = {
   /** event.created, unix seconds (Stripe's resolution is one second). */
   created: number;
@@ -238,13 +241,6 @@ export type OrderKey = {
   /** The event id: a last, arbitrary but arrival-independent tie-break. */
   eventId: string;
 };
-
-/** a > b: the snapshot keyed by a replaces the one keyed by b. */
-export function isNewer(a: OrderKey, b: OrderKey): boolean {
-  if (a.created !== b.created) return a.created > b.created;
-  if (a.rank !== b.rank) return a.rank > b.rank;
-  return a.eventId > b.eventId;
-}
 
 export type PlannedLink = { column: string; parentTable: TableName; parentId: string | null };
 

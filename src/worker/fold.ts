@@ -1,10 +1,10 @@
-// Folds one claimed event into the object graph, in its own transaction: lock the event row, take
-// the advisory locks of every row it touches (sorted), write parents before children, and record
-// the outcome on the event row in the same commit. A failure rolls all of it back and is recorded
-// as a retry with backoff, or as FAILED.
+// Folds one claimed event into the object graph: plan it (pure, stripe/graph.ts), then apply the
+// plan in one transaction that locks the event row, takes the advisory locks of every row it
+// touches (sorted), writes parents before children, and marks the event PROCESSED. A failure rolls
+// all of it back and is recorded as a retry with backoff, or as FAILED.
 import type postgres from 'postgres';
-import { finishEvent, failAttempt, lockEventForFold, type ClaimedEvent } from '../db/events.ts';
-import { lockKeys, writeObject, type WriteOutcome } from '../db/graph.ts';
+import { failAttempt, ignoreEvent, type ClaimedEvent } from '../db/events.ts';
+import { applyFoldPlan } from '../db/graph.ts';
 import type { Logger } from '../log.ts';
 import { MalformedEventError, planEvent, type FoldPlan } from '../stripe/graph.ts';
 
@@ -24,16 +24,6 @@ const IMMEDIATE_TRIES = 5;
 export function retryDelayMs(attempt: number, options: Pick<FoldOptions, 'retryBaseMs' | 'retryMaxMs'>): number {
   const ceiling = Math.min(options.retryMaxMs, options.retryBaseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-}
-
-type Result = Record<string, unknown>;
-
-function summarize(writes: WriteOutcome[]): Result {
-  return {
-    objects: writes.map((w) => ({ table: w.table, id: w.id, action: w.action })),
-    parked: writes.flatMap((w) => w.parked),
-    resolved: writes.flatMap((w) => w.resolved),
-  };
 }
 
 export async function foldEvent(
@@ -61,34 +51,22 @@ export async function foldEvent(
 
   for (let tryNo = 1; ; tryNo++) {
     try {
-      let result: Result = {};
-      const done = await sql.begin(async (tx) => {
-        if (!(await lockEventForFold(tx, event.id))) return false;
-        if (plan.kind === 'ignore') {
-          await finishEvent(tx, event.id, 'IGNORED', { ignored: plan.reason });
-          return true;
-        }
-        await lockKeys(tx, plan.lockKeys);
-        const writes: WriteOutcome[] = [];
-        for (const w of plan.writes) writes.push(await writeObject(tx, w));
-        result = summarize(writes);
-        await finishEvent(tx, event.id, 'PROCESSED', result);
-        return true;
-      });
-      if (!done) {
-        elog.debug('already folded by another worker');
-        return 'skipped';
-      }
       if (plan.kind === 'ignore') {
+        if (!(await ignoreEvent(sql, event.id, plan.reason))) return 'skipped';
         elog.debug({ reason: plan.reason }, 'event ignored');
         return 'ignored';
+      }
+      const result = await applyFoldPlan(sql, event.id, plan);
+      if (!result) {
+        elog.debug('already folded by another worker');
+        return 'skipped';
       }
       // One line per event, so "what happened to event X?" is one grep away.
       elog.info(
         {
-          objects: (result.objects as { table: string; id: string; action: string }[]).map((o) => `${o.table}/${o.id}:${o.action}`),
-          parked: (result.parked as unknown[]).length,
-          resolved: (result.resolved as unknown[]).length,
+          objects: result.objects.map((o) => `${o.table}/${o.id}:${o.action}`),
+          parked: result.parked.length,
+          resolved: result.resolved.length,
         },
         'event folded',
       );

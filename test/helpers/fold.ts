@@ -53,7 +53,7 @@ export async function drain(
   const log = process.env.TEST_LOG ? createLogger(process.env.TEST_LOG, { pretty: false }) : silentLogger();
   const workers = await startWorkers({ sql, databaseUrl: '', config, log, schedules: false });
   try {
-    await waitFor(async () => (await unfinished(sql)) === 0, 60_000, 'the queue to drain');
+    await waitFor(async () => (await unfinished(sql)) === 0, 20_000, 'the queue to drain');
   } finally {
     await workers.stop();
   }
