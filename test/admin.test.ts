@@ -59,6 +59,8 @@ t.test('auth: no token, wrong token, wrong scheme -> 401 on every route; right t
   t.same(await snapshot(), before, 'refused replays changed nothing');
   t.equal((await get('/events')).status, 200);
   t.equal((await get('/events', { authorization: `bearer   ${TOKEN}` })).status, 200, 'scheme is case-insensitive');
+  const traced = await get('/events', { ...auth, 'x-request-id': 'support-ticket-42' });
+  t.equal(traced.res.headers.get('x-request-id'), 'support-ticket-42', 'a caller\'s request id is kept and returned');
 });
 
 t.test('ADMIN_TOKEN unset: the admin API is off and says how to turn it on', async (t) => {
@@ -91,6 +93,7 @@ t.test('GET /events filters', async (t) => {
     ['type=invoice.pa*', [rows.failed, rows.oldFailed]],
     ['type=invoice.pay*', [rows.failed]],
     ['type=customer_x.*', [rows.underscore]],
+    ['type=customer%25*', []],
     ['type=*', Object.values(rows).reverse()],
     ['from=24h', [rows.lookalike, rows.underscore, rows.leased, rows.received, rows.ignored, rows.failed]],
     ['from=4h&to=90m', [rows.ignored, rows.failed]],

@@ -8,6 +8,7 @@ import { silentLogger } from '../src/log.ts';
 import { startService, type StartWorkers } from '../src/service.ts';
 import { signStripe, stripeEvent, testConfig } from './helpers/app.ts';
 import { createTestDatabase } from './helpers/db.ts';
+import { seedEvent } from './helpers/events.ts';
 import { startProxy } from './helpers/proxy.ts';
 import { root, SECRET } from './helpers/service.ts';
 import { freePort } from '../src/db/embedded.ts';
@@ -51,6 +52,27 @@ t.test('ROLE=all serves every route and starts the workers with the pool, url, c
   workers.calls[0]!.onFold('failed', 12);
   const metrics = await (await fetch(`${service.url}/metrics`)).text();
   t.match(metrics, /^webhook_inbox_fold_failures_total 1$/m, 'onFold feeds /metrics');
+});
+
+t.test('the workers get the retention schedule, which purges finished events past RETENTION_DAYS', async (t) => {
+  const mine = await createTestDatabase(t);
+  const old = await seedEvent(mine.sql, { status: 'PROCESSED', age: '8 days' });
+  const waiting = await seedEvent(mine.sql, { status: 'RECEIVED', age: '8 days' });
+  const young = await seedEvent(mine.sql, { status: 'PROCESSED', age: '6 days' });
+  const workers = recordingWorkers([]);
+  const service = await startService({
+    config: config({ DATABASE_URL: mine.url, RETENTION_DAYS: '7', RETENTION_BATCH_SIZE: '1' }),
+    log: silentLogger(),
+    startWorkers: workers.start,
+  });
+  t.teardown(() => service.stop());
+  const purge = workers.calls[0]!.sweeps.find((s) => s.name === 'purge-events');
+  t.ok(purge, 'a purge-events sweep');
+  t.equal(purge!.cron, '*/10 * * * *');
+  t.equal(await purge!.run(), 1);
+  const left = (await mine.sql`select event_id from events order by id`).map((r) => r.event_id);
+  t.same(left, [waiting.event_id, young.event_id]);
+  t.notOk(left.includes(old.event_id));
 });
 
 t.test('shutdown order: HTTP drained and workers stopped (pool still open), then the pool closes', async (t) => {
@@ -127,6 +149,9 @@ t.test('/readyz answers 503 with the database gone and 200 when it is back; /hea
   t.match(await down.json(), { status: 'unavailable', reason: 'database unreachable' });
   t.ok(Date.now() - started < 2000, 'answered within the connect timeout');
   t.equal((await fetch(`${service.url}/healthz`)).status, 200, 'the process is alive');
+  const admin = await fetch(`${service.url}/events`, { headers: { authorization: 'Bearer admin-token-0123456789abcdef' } });
+  t.equal(admin.status, 503, 'the admin API says the database is unavailable');
+  t.match(await admin.json(), { error: /database unavailable/ });
   const metrics = await (await fetch(`${service.url}/metrics`)).text();
   t.match(metrics, /^webhook_inbox_database_up 0$/m, '/metrics still answers and says the database is down');
 

@@ -1,13 +1,14 @@
-// Graceful shutdown under load: SIGTERM while signed deliveries keep arriving. The process exits 0
-// within SHUTDOWN_TIMEOUT_MS, and every delivery it answered 200 is in the database (the rest were
-// refused or cut before an answer, which senders retry).
+// Graceful shutdown under load: SIGTERM while signed deliveries keep arriving and the workers fold
+// them. The process exits 0 within SHUTDOWN_TIMEOUT_MS, every delivery it answered 200 is in the
+// database (the rest were refused or cut before an answer, which senders retry), and no event is
+// left leased to the stopped workers.
 import postgres from 'postgres';
 import t from 'tap';
 import { createTestDatabase } from './helpers/db.ts';
 import { deliver, signedDelivery, startService } from './helpers/service.ts';
 
 const db = await createTestDatabase(t);
-const service = await startService(db.url, { WORKER_CONCURRENCY: '0', SHUTDOWN_TIMEOUT_MS: '8000' });
+const service = await startService(db.url, { WORKER_CONCURRENCY: '4', SHUTDOWN_TIMEOUT_MS: '8000' });
 t.teardown(() => service.child.kill('SIGKILL'));
 const exited = new Promise<number | null>((resolve) => service.child.on('exit', (code) => resolve(code)));
 
@@ -62,3 +63,9 @@ t.same(
   'answers were 200, 503, or no answer at all (connection refused or closed)',
 );
 t.ok(sent.slice(exitedAt).every((s) => s.status === 0), 'nothing is answered after the exit');
+const [leases] = await check<{ leased: number; folded: number }[]>`
+  select count(*) filter (where status = 'RECEIVED' and locked_until > now())::int as leased,
+         count(*) filter (where status <> 'RECEIVED')::int as folded
+    from events`;
+t.ok(leases!.folded > 0, `the workers were folding (${leases!.folded} folded)`);
+t.equal(leases!.leased, 0, 'the stopped workers finished or released every claim');

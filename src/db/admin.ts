@@ -58,7 +58,7 @@ const source = z
 const type = z
   .string()
   .trim()
-  .regex(/^(\*|[A-Za-z0-9_.-]{1,255}\*?)$/, 'expected an event type (invoice.paid) or a prefix pattern (invoice.*)');
+  .regex(/^(\*|[^\s*]{1,255}\*?)$/, 'expected an event type (invoice.paid) or a prefix pattern (invoice.*)');
 
 /** The filter fields, each optional; callers add their own fields (limit, cursor, dry_run). */
 export const filterFields = {

@@ -50,7 +50,12 @@ const listQuery = z
     limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(50),
     cursor: z
       .string()
-      .transform((v, ctx) => decodeCursor(v) ?? (ctx.addIssue({ code: 'custom', message: 'not a cursor from a previous page' }), z.NEVER))
+      .transform((v, ctx) => {
+        const cursor = decodeCursor(v);
+        if (cursor) return cursor;
+        ctx.addIssue({ code: 'custom', message: 'not a cursor from a previous page' });
+        return z.NEVER;
+      })
       .optional(),
   })
   .superRefine(checkWindow);
