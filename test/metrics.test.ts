@@ -10,7 +10,7 @@ import { seedEvent } from './helpers/events.ts';
 
 const db = await createTestDatabase(t);
 const config = testConfig();
-const metrics = createMetrics({ sql: db.sql, log: silentLogger(), sources: ['stripe', 'acme'] });
+const metrics = createMetrics({ sql: db.sql, log: silentLogger(), sources: ['stripe', 'acme'], fullCountEveryMs: 0 });
 const app = createApp({ sql: db.sql, config, log: silentLogger(), metrics });
 
 const scrape = async () => {
@@ -89,4 +89,16 @@ t.test('pending links and the age of the oldest', async (t) => {
   t.equal(value(text, 'webhook_inbox_pending_links'), 2);
   const age = value(text, 'webhook_inbox_oldest_pending_link_seconds')!;
   t.ok(age >= 300 && age < 400, `about 5 minutes (${age})`);
+});
+
+t.test('PROCESSED and IGNORED are recounted only every fullCountEveryMs; RECEIVED and FAILED always', async (t) => {
+  const slow = createMetrics({ sql: db.sql, log: silentLogger(), sources: ['stripe'], fullCountEveryMs: 3_600_000 });
+  await db.sql`delete from events`;
+  const first = await slow.render();
+  t.equal(value(first, 'webhook_inbox_events{status="IGNORED"}'), 0);
+  await seedEvent(db.sql, { status: 'IGNORED' });
+  await seedEvent(db.sql, { status: 'FAILED' });
+  const second = await slow.render();
+  t.equal(value(second, 'webhook_inbox_events{status="FAILED"}'), 1, 'FAILED is exact');
+  t.equal(value(second, 'webhook_inbox_events{status="IGNORED"}'), 0, 'IGNORED waits for the next full count');
 });
