@@ -5,7 +5,8 @@
 import { freePort } from '../src/db/embedded.ts';
 import t from 'tap';
 import { createTestDatabase } from './helpers/db.ts';
-import { drain, graphSnapshot, storeEvents, unfinished } from './helpers/fold.ts';
+import { graphSnapshot, unfinished } from './helpers/fold.ts';
+import { foldInOrder } from './helpers/in-order.ts';
 import { deliverStream, isReady, spawnService, waitUntil, type ServiceProcess } from './helpers/process.ts';
 import { buildStream } from './helpers/stream.ts';
 
@@ -58,8 +59,7 @@ t.test('SIGKILL mid-stream, restart, finish: nothing lost, the in-order graph', 
   const faultSeconds = (Date.now() - began) / 1000;
 
   // The same stream folded in order by one worker on a database of its own: what a correct fold ends with.
-  await storeEvents(reference.sql, stream);
-  await drain(reference.sql, { concurrency: 1, batchSize: 50 });
+  await foldInOrder(reference.sql, stream);
 
   const rows = await db.sql<{ event_id: string; status: string; n: number }[]>`
     select event_id, status, count(*) over (partition by event_id)::int as n from events order by event_id`;
