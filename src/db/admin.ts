@@ -182,8 +182,11 @@ const ITEM_COLUMNS = [
 ] as const;
 
 // received_at has microseconds and a JavaScript Date has milliseconds: a cursor built from a Date
-// would skip rows inside the same millisecond. So the cursor carries Postgres's own text.
+// would skip rows inside the same millisecond. So the cursor carries Postgres's own text, and
+// listEvents casts it from text (postgres.js sends a timestamptz parameter through a Date).
 const CURSOR_TIME = raw<string>`to_char(received_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+// Only what CURSOR_TIME writes: Postgres parses it itself, and refuses some offsets ISO-8601 allows.
+const CURSOR_TIME_FORMAT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
 export function encodeCursor(receivedAt: string, id: string): string {
   return Buffer.from(JSON.stringify([receivedAt, id])).toString('base64url');
@@ -197,6 +200,7 @@ export function decodeCursor(cursor: string): { receivedAt: string; id: string }
       Array.isArray(value) &&
       value.length === 2 &&
       typeof value[0] === 'string' &&
+      CURSOR_TIME_FORMAT.test(value[0]) &&
       z.iso.datetime({ offset: true }).safeParse(value[0]).success &&
       inTimestampRange(value[0]) &&
       typeof value[1] === 'string' &&
@@ -225,7 +229,7 @@ export async function listEvents(
         const conditions = [matches(eb, filter)];
         if (page.cursor) {
           conditions.push(
-            eb(eb.refTuple('received_at', 'id'), '<', eb.tuple(raw<Date>`${page.cursor.receivedAt}::timestamptz`, page.cursor.id)),
+            eb(eb.refTuple('received_at', 'id'), '<', eb.tuple(raw<Date>`${page.cursor.receivedAt}::text::timestamptz`, page.cursor.id)),
           );
         }
         return eb.and(conditions);
