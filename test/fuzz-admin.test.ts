@@ -2,6 +2,8 @@
 // whatever arrives, the answer is never a 5xx while the database is up; a wrong or missing token
 // gets 401 and no data; a bad parameter gets 400 naming it; a refused request or a dry run changes
 // no event; and paging with the cursor returns exactly what one SQL query does.
+import http from 'node:http';
+import { serve } from '@hono/node-server';
 import fc from 'fast-check';
 import t from 'tap';
 import { insertEvent } from '../src/db/events.ts';
@@ -375,7 +377,7 @@ t.test('GET /events with valid filters: the pages, walked with next_cursor, are 
         throw new Error(`pages of ${limit} for ${params.toString().replace(/&cursor=.*/, '')}: missing ${missing.slice(0, 10)}, got ${walked.length} of ${expected.length}`);
       }
     }),
-    { numRuns: 40 },
+    { numRuns: 80 },
   );
   t.pass('every walk matched SQL');
 });
@@ -581,4 +583,31 @@ t.test('hand-written: SQL, NUL, out-of-range times, odd cursors and ids answer 4
   }
   t.equal(await checksum(), before, 'none of these changed an event');
   t.equal((await app.request('/healthz')).status, 200, 'and the service is still up');
+});
+
+t.test('through a real HTTP server: repeated Authorization headers are refused, whichever comes first', async (t) => {
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+  await new Promise((r) => server.once('listening', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const port = (server.address() as { port: number }).port;
+  const get = (values: string[], path = '/events?limit=1000') =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path, method: 'GET' }, (res) => {
+        let body = '';
+        res.on('data', (chunk) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      for (const v of values) req.appendHeader('authorization', v);
+      req.end();
+    });
+  const [right, wrong] = [auth.authorization, `Bearer ${TOKEN.slice(0, -1)}`];
+  t.equal((await get([right])).status, 200, 'one right header');
+  for (const values of [[wrong, right], [right, wrong], [right, right], [wrong, wrong]]) {
+    const answer = await get(values);
+    const name = values.map((v) => (v === right ? 'right' : 'wrong')).join(', ');
+    t.equal(answer.status, 401, name);
+    t.equal(answer.body, JSON.stringify(UNAUTHORIZED), `${name}: no data`);
+  }
+  t.equal((await get([], `/events/${ALL_IDS[0]}/../${ALL_IDS[1]}`)).status, 401, 'dot segments stay under /events');
 });
