@@ -23,6 +23,17 @@ export type EventFilter = {
 const RELATIVE = /^(\d{1,6})([mhd])$/;
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
+// postgres.js sends a timestamptz parameter as `new Date(value).toISOString()`, and Postgres refuses
+// what that prints outside years 0001-9999 (`0000-...`, `-000711-...`, `+010000-...`): a 500 for
+// `from=999999d` or `from=0000-01-01` unless refused here first.
+const EARLIEST_MS = Date.parse('0001-01-01T00:00:00Z');
+const LATEST_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
+function inTimestampRange(iso: string): boolean {
+  const ms = Date.parse(iso);
+  return ms >= EARLIEST_MS && ms <= LATEST_MS;
+}
+
 // ISO-8601 with an offset, a bare date (midnight UTC), or "that long ago" (90m, 24h, 7d): an
 // operator asked "what failed last night" should not have to compute a timestamp.
 const instant = z
@@ -30,14 +41,25 @@ const instant = z
   .trim()
   .transform((v, ctx) => {
     const rel = RELATIVE.exec(v);
-    if (rel) return new Date(Date.now() - Number(rel[1]) * UNIT_MS[rel[2] as keyof typeof UNIT_MS]).toISOString();
-    if (z.iso.date().safeParse(v).success) return `${v}T00:00:00Z`;
-    if (z.iso.datetime({ offset: true }).safeParse(v).success) return v;
-    ctx.addIssue({
-      code: 'custom',
-      message: 'expected an ISO-8601 time with an offset (2024-05-01T18:00:00Z), a date (2024-05-01), or an age (90m, 24h, 7d)',
-    });
-    return z.NEVER;
+    const iso = rel
+      ? new Date(Date.now() - Number(rel[1]) * UNIT_MS[rel[2] as keyof typeof UNIT_MS]).toISOString()
+      : z.iso.date().safeParse(v).success
+        ? `${v}T00:00:00Z`
+        : z.iso.datetime({ offset: true }).safeParse(v).success
+          ? v
+          : undefined;
+    if (iso === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'expected an ISO-8601 time with an offset (2024-05-01T18:00:00Z), a date (2024-05-01), or an age (90m, 24h, 7d)',
+      });
+      return z.NEVER;
+    }
+    if (!inTimestampRange(iso)) {
+      ctx.addIssue({ code: 'custom', message: 'out of range: expected a time in the years 0001 to 9999 (UTC)' });
+      return z.NEVER;
+    }
+    return iso;
   });
 
 const statuses = z
@@ -58,7 +80,8 @@ const source = z
 const type = z
   .string()
   .trim()
-  .regex(/^(\*|[^\s*]{1,255}\*?)$/, 'expected an event type (invoice.paid) or a prefix pattern (invoice.*)');
+  // No NUL: Postgres text cannot hold one, so the query would fail rather than match nothing.
+  .regex(/^(\*|[^\s*\u0000]{1,255}\*?)$/, 'expected an event type (invoice.paid) or a prefix pattern (invoice.*)');
 
 /** The filter fields, each optional; callers add their own fields (limit, cursor, dry_run). */
 export const filterFields = {
@@ -114,6 +137,8 @@ export type EventRef = { id: string } | { source: string; eventId: string };
 /** Parses what an operator types for one event; undefined when it is none of the forms. */
 export function parseEventRef(text: string): EventRef | undefined {
   const t = text.trim();
+  // Postgres text cannot hold NUL, so no stored event_id has one; the lookup would fail, not miss.
+  if (t.includes('\u0000')) return undefined;
   if (/^[1-9]\d{0,17}$/.test(t)) return { id: t };
   const colon = t.indexOf(':');
   if (colon > 0 && colon < t.length - 1) {
@@ -157,8 +182,11 @@ const ITEM_COLUMNS = [
 ] as const;
 
 // received_at has microseconds and a JavaScript Date has milliseconds: a cursor built from a Date
-// would skip rows inside the same millisecond. So the cursor carries Postgres's own text.
+// would skip rows inside the same millisecond. So the cursor carries Postgres's own text, and
+// listEvents casts it from text (postgres.js sends a timestamptz parameter through a Date).
 const CURSOR_TIME = raw<string>`to_char(received_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+// Only what CURSOR_TIME writes: Postgres parses it itself, and refuses some offsets ISO-8601 allows.
+const CURSOR_TIME_FORMAT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
 export function encodeCursor(receivedAt: string, id: string): string {
   return Buffer.from(JSON.stringify([receivedAt, id])).toString('base64url');
@@ -172,7 +200,9 @@ export function decodeCursor(cursor: string): { receivedAt: string; id: string }
       Array.isArray(value) &&
       value.length === 2 &&
       typeof value[0] === 'string' &&
+      CURSOR_TIME_FORMAT.test(value[0]) &&
       z.iso.datetime({ offset: true }).safeParse(value[0]).success &&
+      inTimestampRange(value[0]) &&
       typeof value[1] === 'string' &&
       /^\d{1,18}$/.test(value[1])
     ) {
@@ -199,7 +229,7 @@ export async function listEvents(
         const conditions = [matches(eb, filter)];
         if (page.cursor) {
           conditions.push(
-            eb(eb.refTuple('received_at', 'id'), '<', eb.tuple(raw<Date>`${page.cursor.receivedAt}::timestamptz`, page.cursor.id)),
+            eb(eb.refTuple('received_at', 'id'), '<', eb.tuple(raw<Date>`${page.cursor.receivedAt}::text::timestamptz`, page.cursor.id)),
           );
         }
         return eb.and(conditions);

@@ -9,6 +9,7 @@ export type SeedEvent = {
   status?: 'RECEIVED' | 'PROCESSED' | 'FAILED' | 'IGNORED';
   /** SQL interval before now, e.g. '3 days'; default: now. */
   age?: string;
+  /** Exact, to the microsecond: cast from text, as postgres.js would send it through a Date. */
   receivedAt?: string;
   attempts?: number;
   lastError?: string | null;
@@ -29,7 +30,7 @@ export async function seedEvent(sql: postgres.Sql, e: SeedEvent = {}): Promise<{
                         next_attempt_at, processed_at, locked_until, locked_by, result)
     values (
       ${e.source ?? 'stripe'}, ${id}, ${type}, ${JSON.stringify(payload)}::text::jsonb,
-      coalesce(${e.receivedAt ?? null}::timestamptz, now() - ${e.age ?? '0 seconds'}::interval),
+      coalesce(${e.receivedAt ?? null}::text::timestamptz, now() - ${e.age ?? '0 seconds'}::interval),
       ${status}, ${e.attempts ?? (finished ? 1 : 0)}, ${e.lastError ?? null},
       now() + ${e.dueIn ?? '0 seconds'}::interval,
       ${finished ? new Date() : null},
