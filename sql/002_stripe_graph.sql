@@ -274,7 +274,7 @@ begin
 end
 $$;
 
--- fold_write_<table>(w): writes one planned row of that table if its snapshot is the newest, sets
+-- fold_write_<table>(w, data): writes one planned row of that table if its snapshot is the newest, sets
 -- the links whose parent exists and parks the others, and (for a new row) resolves the links that
 -- waited for it. Returns {"object": {table, id, action}, "parked": [...], "resolved": [...]}.
 -- One function per table, generated here from the table's columns, so every statement in it is
@@ -299,7 +299,7 @@ begin
     where table_schema = current_schema() and table_name = t and column_name <> 'id';
 
     execute format($f$
-      create function %1$I(w jsonb) returns jsonb
+      create function %1$I(w jsonb, p_data jsonb) returns jsonb
       language plpgsql as $body$
       declare
         v_id text := w ->> 'id';
@@ -363,6 +363,7 @@ begin
         end if;
 
         r := jsonb_populate_record(null::%2$I, v_row);
+        r.data := p_data;
         if v_found then
           r.deleted := r.deleted or prev.deleted;
           update %2$I set (%3$s) = (select %4$s) where id = v_id;
@@ -377,7 +378,7 @@ begin
       end
       $body$
     $f$, 'fold_write_' || t, t, cols, rcols);
-    execute format('comment on function %I(jsonb) is %L', 'fold_write_' || t,
+    execute format('comment on function %I(jsonb, jsonb) is %L', 'fold_write_' || t,
       'Writes one planned ' || t || ' row if its snapshot is the newest; sets or parks its links. Called by fold_event.');
   end loop;
 end
@@ -392,6 +393,7 @@ language plpgsql as $$
 declare
   w jsonb;
   v_payload jsonb;
+  v_data jsonb;
   v_out jsonb;
   objects jsonb := '[]';
   parked jsonb := '[]';
@@ -410,23 +412,24 @@ begin
   order by n;
 
   for w in select value from jsonb_array_elements(p_plan -> 'writes') loop
-    -- The snapshot comes from the stored event, at the path the plan names.
-    w := jsonb_set(w, '{row,data}', v_payload #> array(select jsonb_array_elements_text(w -> 'data_path')));
+    -- The snapshot comes from the stored event, at the path the plan names. It travels beside the
+    -- row, not in it, so the small row jsonb is what gets copied while links are set.
+    v_data := v_payload #> array(select jsonb_array_elements_text(w -> 'data_path'));
     v_out := case w ->> 'table'
-      when 'customers' then fold_write_customers(w)
-      when 'products' then fold_write_products(w)
-      when 'prices' then fold_write_prices(w)
-      when 'payment_methods' then fold_write_payment_methods(w)
-      when 'subscriptions' then fold_write_subscriptions(w)
-      when 'subscription_items' then fold_write_subscription_items(w)
-      when 'invoices' then fold_write_invoices(w)
-      when 'payment_intents' then fold_write_payment_intents(w)
-      when 'invoice_payments' then fold_write_invoice_payments(w)
-      when 'charges' then fold_write_charges(w)
-      when 'refunds' then fold_write_refunds(w)
-      when 'disputes' then fold_write_disputes(w)
-      when 'checkout_sessions' then fold_write_checkout_sessions(w)
-      when 'credit_notes' then fold_write_credit_notes(w)
+      when 'customers' then fold_write_customers(w, v_data)
+      when 'products' then fold_write_products(w, v_data)
+      when 'prices' then fold_write_prices(w, v_data)
+      when 'payment_methods' then fold_write_payment_methods(w, v_data)
+      when 'subscriptions' then fold_write_subscriptions(w, v_data)
+      when 'subscription_items' then fold_write_subscription_items(w, v_data)
+      when 'invoices' then fold_write_invoices(w, v_data)
+      when 'payment_intents' then fold_write_payment_intents(w, v_data)
+      when 'invoice_payments' then fold_write_invoice_payments(w, v_data)
+      when 'charges' then fold_write_charges(w, v_data)
+      when 'refunds' then fold_write_refunds(w, v_data)
+      when 'disputes' then fold_write_disputes(w, v_data)
+      when 'checkout_sessions' then fold_write_checkout_sessions(w, v_data)
+      when 'credit_notes' then fold_write_credit_notes(w, v_data)
     end;
     if v_out is null then
       raise exception 'fold_event: no table %', w ->> 'table';
