@@ -21,6 +21,7 @@ const { values: args } = parseArgs({
     rates: { type: 'string', default: '58,200,500,1000' },
     backlog: { type: 'string', default: '20000' },
     phases: { type: 'string', default: 'ceiling,http,rate,drain' },
+    split: { type: 'boolean', default: false },
     'pool-max': { type: 'string', default: '10' },
     out: { type: 'string', default: 'bench-results.json' },
     help: { type: 'boolean', short: 'h' },
@@ -44,6 +45,7 @@ Measures, in one run on this machine:
   --rates LIST   fixed rates for the open loop, req/s (default 58,200,500,1000)
   --backlog N    events in the drain measurement (default 20000)
   --phases LIST  which measurements to run (default ceiling,http,rate,drain)
+  --split        fixed rates with ROLE=api and ROLE=worker as two processes (default: one ROLE=all)
   --seconds N    duration of each fixed rate (default 20)
   --pool-max N   database pool size, for the service and the ceiling alike (default 10)
   --out FILE     where the JSON table goes (default bench-results.json)
@@ -155,7 +157,10 @@ for (const rate of phases.has('rate') ? args.rates!.split(',').map(Number) : [])
     'p50 ms': percentile(direct.results, 50), 'p99 ms': percentile(direct.results, 99), 'max ms': percentile(direct.results, 100),
   });
   await deleteEvents(bodies.map((b) => b.id));
-  const folding = await startService(db.url, { DB_POOL_MAX: String(poolMax) });
+  const folding = args.split
+    ? await startService(db.url, { DB_POOL_MAX: String(poolMax), ROLE: 'api' })
+    : await startService(db.url, { DB_POOL_MAX: String(poolMax) });
+  const worker = args.split ? await startService(db.url, { DB_POOL_MAX: String(poolMax), ROLE: 'worker' }) : undefined;
   progress(`open loop, ${rate} req/s through HTTP for ${seconds} s`);
   const { results, lagMs } = await openLoop(rate, seconds, async (i, dueAt) => {
     const r = await deliver(folding.url, bodies[i]!);
@@ -164,10 +169,11 @@ for (const rate of phases.has('rate') ? args.rates!.split(',').map(Number) : [])
   const ids = bodies.map((b) => b.id);
   const e2e = await waitProcessed(ids, 120_000);
   await folding.stop();
+  await worker?.stop();
   const ms = results.map((r) => r.ms);
   const failed = results.filter((r) => r.status !== 200).length;
   rows.push({
-    measure: `http ack at ${rate} req/s (open loop, ${seconds} s)`,
+    measure: `http ack at ${rate} req/s (open loop, ${seconds} s${args.split ? ', api + worker processes' : ''})`,
     'rows/s': Math.round(results.length / seconds),
     'p50 ms': percentile(ms, 50), 'p99 ms': percentile(ms, 99), 'max ms': percentile(ms, 100),
     'e2e p50 ms': e2e ? percentile(e2e, 50) : 'n/a', 'e2e p99 ms': e2e ? percentile(e2e, 99) : 'n/a',
