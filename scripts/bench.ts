@@ -22,6 +22,7 @@ const { values: args } = parseArgs({
     backlog: { type: 'string', default: '20000' },
     phases: { type: 'string', default: 'ceiling,http,rate,drain' },
     split: { type: 'boolean', default: false },
+    workers: { type: 'string', default: '4' },
     'pool-max': { type: 'string', default: '10' },
     out: { type: 'string', default: 'bench-results.json' },
     help: { type: 'boolean', short: 'h' },
@@ -45,6 +46,7 @@ Measures, in one run on this machine:
   --rates LIST   fixed rates for the open loop, req/s (default 58,200,500,1000)
   --backlog N    events in the drain measurement (default 20000)
   --phases LIST  which measurements to run (default ceiling,http,rate,drain)
+  --workers N    WORKER_CONCURRENCY of the folding service (default 4)
   --split        fixed rates with ROLE=api and ROLE=worker as two processes (default: one ROLE=all)
   --seconds N    duration of each fixed rate (default 20)
   --pool-max N   database pool size, for the service and the ceiling alike (default 10)
@@ -159,8 +161,10 @@ for (const rate of phases.has('rate') ? args.rates!.split(',').map(Number) : [])
   await deleteEvents(bodies.map((b) => b.id));
   const folding = args.split
     ? await startService(db.url, { DB_POOL_MAX: String(poolMax), ROLE: 'api' })
-    : await startService(db.url, { DB_POOL_MAX: String(poolMax) });
-  const worker = args.split ? await startService(db.url, { DB_POOL_MAX: String(poolMax), ROLE: 'worker' }) : undefined;
+    : await startService(db.url, { DB_POOL_MAX: String(poolMax), WORKER_CONCURRENCY: args.workers! });
+  const worker = args.split
+    ? await startService(db.url, { DB_POOL_MAX: String(poolMax), ROLE: 'worker', WORKER_CONCURRENCY: args.workers! })
+    : undefined;
   progress(`open loop, ${rate} req/s through HTTP for ${seconds} s`);
   const { results, lagMs } = await openLoop(rate, seconds, async (i, dueAt) => {
     const r = await deliver(folding.url, bodies[i]!);
@@ -197,7 +201,7 @@ if (phases.has('drain')) {
     });
   });
   progress(`drain: folding ${backlog} events`);
-  const drainer = await startService(db.url, { DB_POOL_MAX: String(poolMax) });
+  const drainer = await startService(db.url, { DB_POOL_MAX: String(poolMax), WORKER_CONCURRENCY: args.workers! });
   const ids = events.map((e) => e.id);
   for (;;) {
     const [row] = await sql<{ n: number }[]>`select count(*)::int as n from events where status = 'RECEIVED'`;
