@@ -1,6 +1,9 @@
-// `npm run bench`: ingest speed against the physical ceiling, measured in one run.
+// `npm run bench`: ingest and folding speed against the physical ceiling, measured in one run.
 //   1. ceiling: the same INSERT ... ON CONFLICT DO NOTHING + pg_notify straight from postgres.js
 //   2. ack latency through HTTP: sequential, then closed loops of 8, 32 and 64 connections
+//   3. fixed rates (open loop) with the workers folding: ack and end-to-end latency, next to the
+//      raw insert at the same rate
+//   4. drain: a backlog of realistic events folded by the service, events/s
 // Prints one table and writes it to bench-results.json. Use DATABASE_URL to bench your own
 // Postgres; by default it starts an embedded one with durable settings (fsync on).
 //   npm run bench -- --events 5000
