@@ -39,6 +39,16 @@ t.test('SIGKILL a worker mid-fold: its claims wait out the lease, then another w
     timeoutMs: 60_000,
   });
   await first.kill();
+  // A fold statement the worker sent before it died still runs to its end, and commits: its
+  // events are folded by the first worker, not held. Wait for those to finish before looking.
+  await waitUntil(
+    async () =>
+      (
+        await db.sql`select count(*)::int as n from pg_stat_activity
+                     where datname = current_database() and pid <> pg_backend_pid() and state <> 'idle'`
+      )[0]!.n === 0,
+    { what: "the dead worker's statements in flight to finish", timeoutMs: 10_000 },
+  );
   const mine = `${hostname()}:${first.pid}:%`;
   const finishedByFirst = await count(`status <> 'RECEIVED'`);
   const held = await db.sql<{ id: string; attempts: number; lease_end: Date; leased: boolean; mine: boolean }[]>`

@@ -1,12 +1,12 @@
 // The claim loops: the hot path from "stored" to "folded". Each loop claims a batch with SKIP
-// LOCKED and folds it event by event. Loops sleep until a NOTIFY from ingest (one wake-up per
-// stored event goes to one idle loop) or the poll interval, the backstop for retries coming due,
-// expired leases, and notifications lost while the listener reconnected.
+// LOCKED and folds it a few events per transaction. Loops sleep until a NOTIFY from ingest (one
+// wake-up per stored event goes to one idle loop) or the poll interval, the backstop for retries
+// coming due, expired leases, and notifications lost while the listener reconnected.
 import { hostname } from 'node:os';
 import type postgres from 'postgres';
 import { EVENTS_CHANNEL, claimEvents, releaseClaims } from '../db/events.ts';
 import type { Logger } from '../log.ts';
-import { foldEvent, type FoldOptions, type FoldOutcome } from './fold.ts';
+import { MAX_FOLD_BATCH, foldBatch, type FoldOptions, type FoldOutcome } from './fold.ts';
 
 export type ClaimLoopOptions = FoldOptions & {
   concurrency: number;
@@ -75,7 +75,10 @@ export async function startClaimLoops(deps: {
         await bell.sleep(options.pollMs);
         continue;
       }
-      for (let i = 0; i < batch.length; i++) {
+      // Fold the claim in a few equal transactions of at most MAX_FOLD_BATCH events.
+      const chunks = Math.ceil(batch.length / MAX_FOLD_BATCH);
+      const size = Math.ceil(batch.length / Math.max(1, chunks));
+      for (let i = 0; i < batch.length; i += size) {
         if (stopping) {
           // Finish nothing new: hand the rest back so another process takes them now.
           const rest = batch.slice(i).map((e) => e.id);
@@ -84,16 +87,19 @@ export async function startClaimLoops(deps: {
           );
           break;
         }
+        const chunk = batch.slice(i, i + size);
         const started = performance.now();
-        let outcome: FoldOutcome;
+        let folded: { outcome: FoldOutcome; ms: number }[];
         try {
-          outcome = await foldEvent(sql, batch[i]!, options, wlog);
+          folded = await foldBatch(sql, chunk, options, wlog);
         } catch (err) {
-          // Only a bug gets here; the lease brings the event back.
-          wlog.error({ err, id: batch[i]!.id }, 'fold crashed; the event comes back when its lease expires');
-          outcome = 'retry';
+          // Only a bug, or the database gone while recording a failure, gets here; the lease
+          // brings the events back.
+          wlog.error({ err, ids: chunk.map((e) => e.id) }, 'fold crashed; the events come back when their lease expires');
+          const ms = (performance.now() - started) / chunk.length;
+          folded = chunk.map(() => ({ outcome: 'retry' as const, ms }));
         }
-        deps.onFold?.(outcome, performance.now() - started);
+        for (const f of folded) deps.onFold?.(f.outcome, f.ms);
       }
       if (batch.length < options.batchSize && !stopping) await bell.sleep(options.pollMs);
     }
