@@ -104,8 +104,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const adminSql = serveHttp
     ? connect(databaseUrl, { max: 2, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.ADMIN_STATEMENT_TIMEOUT_MS, applicationName: 'webhook-inbox-admin' })
     : undefined;
+  // The fold workers get their own connections, one per claim loop: a fold never waits for a
+  // connection behind ingest, nor an ack behind a fold, and only these few backends compile the
+  // fold functions (a cold backend's first folds cost tens of ms of CPU each).
+  const foldsHere = config.ROLE !== 'api' && config.WORKER_CONCURRENCY > 0;
+  const workerSql = foldsHere
+    ? connect(databaseUrl, { max: config.WORKER_CONCURRENCY, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS, applicationName: 'webhook-inbox-worker' })
+    : undefined;
   const closeDatabase = async () => {
-    await Promise.all([sql.end({ timeout: 5 }), adminSql?.end({ timeout: 5 })]);
+    await Promise.all([sql.end({ timeout: 5 }), adminSql?.end({ timeout: 5 }), workerSql?.end({ timeout: 5 })]);
     await embedded?.stop();
   };
 
@@ -115,6 +122,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     log.fatal({ err }, 'migrations failed; not starting');
     await closeDatabase();
     throw err;
+  }
+
+  // Open every connection of the ingest pool now. Opened on demand, the first ones would be
+  // opened under the first burst of deliveries, and a connection (a server process and SCRAM)
+  // that takes longer than DB_CONNECT_TIMEOUT_MS on a busy machine answers a delivery 503.
+  if (serveHttp) {
+    await Promise.all(Array.from({ length: config.DB_POOL_MAX }, () => sql`select 1`)).catch((err) =>
+      log.warn({ err }, 'could not open the whole pool; connections will be opened on demand'),
+    );
   }
 
   if (serveHttp && !config.STRIPE_WEBHOOK_SECRET) {
@@ -127,8 +143,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   }
 
   let stopping = false;
+  let starting = true;
   const metrics = createMetrics({ sql, log, sources: [...createSources(config).keys()] });
-  const app = createApp({ sql, adminSql, config, log, metrics, isStopping: () => stopping });
+  const app = createApp({ sql, adminSql, config, log, metrics, isStopping: () => stopping, isStarting: () => starting });
 
   let inFlight = 0;
   const fetch = async (req: Request) => {
@@ -155,7 +172,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       log.warn('no fold workers in this build: events are stored but not folded');
     } else {
       const sweeps = [retentionSweep(sql, config, log)];
-      workers = await options.startWorkers({ sql, databaseUrl, config, log, onFold: metrics.observeFold, sweeps });
+      workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, sweeps });
       log.info({ concurrency: config.WORKER_CONCURRENCY }, 'workers started');
     }
   } catch (err) {
@@ -165,6 +182,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     throw err;
   }
 
+  starting = false;
+  log.info('ready');
   const address = server.address() as AddressInfo;
   let stopped: Promise<void> | undefined;
   const stop = (reason = 'stop') => {

@@ -54,6 +54,44 @@ t.test('ROLE=all serves every route and starts the workers with the pool, url, c
   t.match(metrics, /^webhook_inbox_fold_failures_total 1$/m, 'onFold feeds /metrics');
 });
 
+t.test('not ready until the workers run; by then the ingest pool is open, and workers have their own', async (t) => {
+  const mine = await createTestDatabase(t);
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let workerApp = '';
+  const seen: { ready: number; reason: string; ingest: number; poolOpen: number }[] = [];
+  const starting = startService({
+    config: config({ DATABASE_URL: mine.url, PORT: String(port), DB_POOL_MAX: '6' }),
+    log: silentLogger(),
+    // Workers that take their time to start, as pg-boss does on a first start.
+    startWorkers: async (deps) => {
+      workerApp = (await deps.sql`select current_setting('application_name') as app`)[0]!.app;
+      const ready = await fetch(`${url}/readyz`);
+      const [{ n }] = await mine.sql`select count(*)::int as n from pg_stat_activity
+                                     where datname = current_database() and application_name = 'webhook-inbox'` as any;
+      seen.push({
+        ready: ready.status,
+        reason: ((await ready.json()) as { reason: string }).reason,
+        ingest: (await fetch(`${url}/webhooks/stripe`, { method: 'POST', body: '{}' })).status,
+        poolOpen: n,
+      });
+      await released;
+      return { stop: async () => {} };
+    },
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  release();
+  const service = await starting;
+  t.teardown(() => service.stop());
+  t.same(seen.map(({ poolOpen, ...rest }) => rest), [{ ready: 503, reason: 'starting', ingest: 400 }],
+    'while the workers start: not ready, and ingest already answers');
+  t.ok(seen[0]!.poolOpen >= 6, `every ingest pool connection is open before the first request (${seen[0]!.poolOpen})`);
+  t.equal(workerApp, 'webhook-inbox-worker', 'the workers fold on their own connections');
+  t.equal((await fetch(`${url}/readyz`)).status, 200, 'ready once they run');
+});
+
 t.test('the workers get the retention schedule, which purges finished events past RETENTION_DAYS', async (t) => {
   const mine = await createTestDatabase(t);
   const old = await seedEvent(mine.sql, { status: 'PROCESSED', age: '8 days' });

@@ -27,6 +27,8 @@ export type AppDeps = {
   metrics?: Metrics;
   /** True while the process drains: /readyz answers 503 so load balancers stop sending. */
   isStopping?: () => boolean;
+  /** True until everything this process runs has started; /readyz answers 503 meanwhile. */
+  isStarting?: () => boolean;
 };
 
 export function createSources(config: Config): Map<string, Source> {
@@ -62,7 +64,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     mountAdmin(app, { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN });
     mountOpenApi(app);
   }
-  mountHealth(app, { sql: deps.sql, metrics, isStopping: deps.isStopping });
+  mountHealth(app, { sql: deps.sql, metrics, isStopping: deps.isStopping, isStarting: deps.isStarting });
 
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   app.onError((err, c) => {
