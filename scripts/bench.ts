@@ -21,6 +21,7 @@ const { values: args } = parseArgs({
   options: {
     events: { type: 'string', default: '4000' },
     seconds: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '3' },
     rates: { type: 'string', default: '58,200,500,1000' },
     backlog: { type: 'string', default: '20000' },
     phases: { type: 'string', default: 'ceiling,http,rate,drain' },
@@ -39,8 +40,9 @@ Measures, in one run on this machine:
   http      ack latency p50/p99/max and req/s of signed 5 KB Stripe deliveries through the
             service, sequential and with 8/32/64 concurrent connections, and % of the ceiling
 
-  rate      open loop at fixed rates (default 58, 200, 500 and 1,000 req/s for 20 s each): ack
-            p50/p99/max, and end-to-end (processed_at - received_at) p50/p99
+  rate      open loop at fixed rates (default 58, 200, 500 and 1,000 req/s for 20 s each, after
+            3 s of warm-up measured apart): ack p50/p99/max, and end-to-end (processed_at -
+            received_at) p50/p99
   drain     a backlog of --backlog realistic Stripe events (customers, subscriptions, invoices,
             payments, refunds... from test/helpers/stream.ts) folded by the service's workers:
             events/s from the first to the last processed_at
@@ -52,6 +54,8 @@ Measures, in one run on this machine:
   --workers N    WORKER_CONCURRENCY of the folding service (default 4)
   --split        fixed rates with ROLE=api and ROLE=worker as two processes (default: one ROLE=all)
   --seconds N    duration of each fixed rate (default 20)
+  --warmup N     seconds at each fixed rate right after the service starts, measured on a row of
+                 their own before the steady state (default 3; 0: none)
   --pool-max N   database pool size, for the service and the ceiling alike (default 10)
   --out FILE     where the JSON table goes (default bench-results.json)
 
@@ -61,6 +65,7 @@ DATABASE_URL=postgres://... benches that database instead of a fresh embedded Po
 const total = Number(args.events);
 const phases = new Set(args.phases!.split(','));
 const poolMax = Number(args['pool-max']);
+const warmupSeconds = Number(args.warmup);
 const progress = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
 
 const db = await benchDatabase();
@@ -168,6 +173,24 @@ for (const rate of phases.has('rate') ? args.rates!.split(',').map(Number) : [])
   const worker = args.split
     ? await startService(db.url, { DB_POOL_MAX: String(poolMax), ROLE: 'worker', WORKER_CONCURRENCY: args.workers! })
     : undefined;
+  // A service that just started pays for warming up (JIT, the fold functions compiled in each
+  // worker backend) on its first deliveries: measured on its own row, then the steady state.
+  if (warmupSeconds > 0) {
+    const cold = Array.from({ length: Math.round(rate * warmupSeconds) }, () => signedDelivery());
+    progress(`open loop, ${rate} req/s through HTTP, the first ${warmupSeconds} s after start`);
+    const first = await openLoop(rate, warmupSeconds, async (i, dueAt) => {
+      const r = await deliver(folding.url, cold[i]!);
+      return { status: r.status, ms: performance.now() - dueAt };
+    });
+    const coldMs = first.results.map((r) => r.ms);
+    const coldFailed = first.results.filter((r) => r.status !== 200).length;
+    rows.push({
+      measure: `http ack at ${rate} req/s, first ${warmupSeconds} s after start`,
+      'rows/s': rate,
+      'p50 ms': percentile(coldMs, 50), 'p99 ms': percentile(coldMs, 99), 'max ms': percentile(coldMs, 100),
+      ...(coldFailed ? { 'non-200': coldFailed } : {}),
+    });
+  }
   progress(`open loop, ${rate} req/s through HTTP for ${seconds} s`);
   const { results, lagMs } = await openLoop(rate, seconds, async (i, dueAt) => {
     const r = await deliver(folding.url, bodies[i]!);
