@@ -257,6 +257,8 @@ export type EventDetail = EventItem & {
   next_attempt_at: Date;
   locked_until: Date | null;
   locked_by: string | null;
+  object_id: string | null;
+  object_customer: string | null;
   payload: unknown;
   result: unknown;
 };

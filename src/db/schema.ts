@@ -48,6 +48,10 @@ export interface EventsTable {
   last_error: string | null;
   /** What folding did. */
   result: Json | null;
+  /** data.object.id of the payload, stored when the row is inserted (generated). */
+  object_id: ColumnType<string | null, never, never>;
+  /** data.object.customer of the payload, likewise. */
+  object_customer: ColumnType<string | null, never, never>;
 }
 
 export interface Database {

@@ -91,6 +91,8 @@ export const OPENAPI = {
               next_attempt_at: { type: 'string', format: 'date-time' },
               locked_until: nullable('string', { format: 'date-time' }),
               locked_by: nullable('string'),
+              object_id: nullable('string', { description: 'data.object.id: the object the event is about.' }),
+              object_customer: nullable('string', { description: 'data.object.customer, when the object names one.' }),
               payload: { type: 'object', description: 'The event body as received.' },
               result: { description: 'What folding did: objects written, links parked and resolved; or {"ignored": reason}.' },
               parked: {
