@@ -42,6 +42,7 @@ const envSchema = z.object({
   WORKER_POLL_MS: withDefault(int(10, 60_000), 1000),
   WORKER_LEASE_S: withDefault(int(1, 3600), 60),
   WORKER_MAX_ATTEMPTS: withDefault(int(1, 100), 8),
+  WORKER_YIELD_IN_FLIGHT: withDefault(int(0, 100_000), 16),
   RETRY_BASE_MS: withDefault(int(1, 3_600_000), 1000),
   RETRY_MAX_MS: withDefault(int(1, 86_400_000), 3_600_000),
   RETENTION_DAYS: withDefault(int(1, 3650), 30),

@@ -27,6 +27,8 @@ export type StartWorkers = (deps: {
   log: Logger;
   onFold: (outcome: FoldOutcome, ms: number) => void;
   sweeps: Sweep[];
+  /** True while this process's HTTP side is busy (ROLE=all only). */
+  busy?: () => boolean;
 }) => Workers | Promise<Workers>;
 
 // Retention every 10 minutes keeps each run short; maxBatches bounds one run on a large backlog
@@ -172,7 +174,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       log.warn('no fold workers in this build: events are stored but not folded');
     } else {
       const sweeps = [retentionSweep(sql, config, log)];
-      workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, sweeps });
+      // With HTTP in the same process, acks come first: past WORKER_YIELD_IN_FLIGHT requests in
+      // flight, folding pauses until ingest catches up (events wait, stored; acks do not).
+      const yieldAt = config.WORKER_YIELD_IN_FLIGHT;
+      const busy = serveHttp && yieldAt > 0 ? () => inFlight > yieldAt : undefined;
+      workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, sweeps, busy });
       log.info({ concurrency: config.WORKER_CONCURRENCY }, 'workers started');
     }
   } catch (err) {

@@ -182,6 +182,25 @@ t.test('a poison event retries with backoff, ends FAILED, and does not hold up t
   t.equal(n, 20, 'every other event folded');
 });
 
+t.test('while ingest is busy the fold loops claim nothing; then they fold everything', async (t) => {
+  await resetGraph(sql);
+  await storeEvents(sql, Array.from({ length: 120 }, (_, i) => ev('customer.created', customer(`cus_busy_${i}`))));
+  let busy = true;
+  let waitingWhileBusy = -1;
+  const ingestCalmsDown = new Promise<void>((resolve) =>
+    setTimeout(async () => {
+      waitingWhileBusy = (await sql`select count(*)::int as n from events where status = 'RECEIVED' and attempts = 0`)[0]!.n;
+      busy = false;
+      resolve();
+    }, 400),
+  );
+  await drain(sql, { concurrency: 4, batchSize: 10, busy: () => busy });
+  await ingestCalmsDown;
+  t.equal(waitingWhileBusy, 120, 'nothing was claimed while busy');
+  const [{ n }] = await sql`select count(*)::int as n from events where status = 'PROCESSED'` as any;
+  t.equal(n, 120, 'all folded once it was not');
+});
+
 t.test('a dead worker loses its claims when the lease runs out, and another folds them', async (t) => {
   await resetGraph(sql);
   await storeEvents(sql, [ev('customer.created', customer('cus_a'))]);

@@ -10,6 +10,8 @@ import { MAX_FOLD_BATCH, foldBatch, type FoldOptions, type FoldOutcome } from '.
 
 export type ClaimLoopOptions = FoldOptions & {
   concurrency: number;
+  /** How long a paused loop waits before it looks at `busy` again. */
+  yieldMs?: number;
   batchSize: number;
   pollMs: number;
   leaseSeconds: number;
@@ -56,6 +58,11 @@ export async function startClaimLoops(deps: {
   options: ClaimLoopOptions;
   log: Logger;
   onFold?: (outcome: FoldOutcome, ms: number) => void;
+  /**
+   * True while this process's ingest is busy: the loops claim nothing new (batches in hand are
+   * finished), so acks get the CPU; the events wait, stored, until the burst is over.
+   */
+  busy?: () => boolean;
 }): Promise<ClaimLoops> {
   const { sql, options, log } = deps;
   const bell = new Doorbell();
@@ -66,7 +73,17 @@ export async function startClaimLoops(deps: {
   const loop = async (n: number) => {
     const workerId = `${hostname()}:${process.pid}:${n}`;
     const wlog = log.child({ worker: workerId });
+    let paused = false;
     while (!stopping) {
+      if (deps.busy?.()) {
+        if (!paused) wlog.debug('ingest is busy: this fold loop pauses');
+        paused = true;
+        // A plain timer, not the doorbell: wake-ups that come meanwhile are kept for later.
+        await new Promise((r) => setTimeout(r, options.yieldMs ?? 20));
+        continue;
+      }
+      if (paused) wlog.debug('ingest is no longer busy: this fold loop resumes');
+      paused = false;
       let batch: Awaited<ReturnType<typeof claimEvents>> = [];
       try {
         batch = await claimEvents(sql, { limit: options.batchSize, leaseSeconds: options.leaseSeconds, workerId });

@@ -18,6 +18,8 @@ export type WorkerDeps = {
   onFold?: (outcome: FoldOutcome, ms: number) => void;
   /** More scheduled work (e.g. retention), run by the same pg-boss. */
   sweeps?: Sweep[];
+  /** True while ingest in this process is busy (ROLE=all): the claim loops pause. */
+  busy?: () => boolean;
   /** Tests that only exercise folding skip pg-boss; the service always starts it. */
   schedules?: boolean;
 };
@@ -29,6 +31,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     sql,
     log: wlog,
     onFold: deps.onFold,
+    busy: deps.busy,
     options: {
       concurrency: config.WORKER_CONCURRENCY,
       batchSize: config.WORKER_BATCH_SIZE,
