@@ -82,6 +82,15 @@ async function deleteEvents(ids: string[]): Promise<void> {
   }
 }
 
+/** "3 (503 x2, ECONNRESET x1)": how many deliveries were not answered 200, and how. */
+function non200(results: { status: number; error?: string }[]): Record<string, string> {
+  const bad = results.filter((r) => r.status !== 200);
+  if (bad.length === 0) return {};
+  const kinds = new Map<string, number>();
+  for (const r of bad) kinds.set(r.error ?? String(r.status), (kinds.get(r.error ?? String(r.status)) ?? 0) + 1);
+  return { 'non-200': `${bad.length} (${[...kinds].map(([k, n]) => `${k} x${n}`).join(', ')})` };
+}
+
 /** The ingest statement itself, as the service runs it after verifying a delivery. */
 const insertRow = (d: { id: string; body: string }) =>
   insertEvent(sql, {
@@ -136,7 +145,6 @@ for (const concurrency of phases.has('http') ? [1, 8, 32, 64] : []) {
   await closedLoop(warmup.length, concurrency, async (i) => deliver(service.url, warmup[i]!));
   progress(`http, ${concurrency} connection(s)`);
   const { results, seconds } = await closedLoop(total, concurrency, (i) => deliver(service.url, bodies[i]!));
-  const failed = results.filter((r) => r.status !== 200).length;
   const ms = results.map((r) => r.ms);
   const ref = ceiling[concurrency === 1 ? 1 : 32]!;
   rows.push({
@@ -144,7 +152,7 @@ for (const concurrency of phases.has('http') ? [1, 8, 32, 64] : []) {
     'rows/s': Math.round(total / seconds),
     'p50 ms': percentile(ms, 50), 'p99 ms': percentile(ms, 99), 'max ms': percentile(ms, 100),
     '% of ceiling': `${Math.round((100 * total) / seconds / ref)}%`,
-    ...(failed ? { 'non-200': failed } : {}),
+    ...non200(results),
   });
 }
 
@@ -180,34 +188,32 @@ for (const rate of phases.has('rate') ? args.rates!.split(',').map(Number) : [])
     progress(`open loop, ${rate} req/s through HTTP, the first ${warmupSeconds} s after start`);
     const first = await openLoop(rate, warmupSeconds, async (i, dueAt) => {
       const r = await deliver(folding.url, cold[i]!);
-      return { status: r.status, ms: performance.now() - dueAt };
+      return { ...r, ms: performance.now() - dueAt };
     });
     const coldMs = first.results.map((r) => r.ms);
-    const coldFailed = first.results.filter((r) => r.status !== 200).length;
     rows.push({
       measure: `http ack at ${rate} req/s, first ${warmupSeconds} s after start`,
       'rows/s': rate,
       'p50 ms': percentile(coldMs, 50), 'p99 ms': percentile(coldMs, 99), 'max ms': percentile(coldMs, 100),
-      ...(coldFailed ? { 'non-200': coldFailed } : {}),
+      ...non200(first.results),
     });
   }
   progress(`open loop, ${rate} req/s through HTTP for ${seconds} s`);
   const { results, lagMs } = await openLoop(rate, seconds, async (i, dueAt) => {
     const r = await deliver(folding.url, bodies[i]!);
-    return { status: r.status, ms: performance.now() - dueAt };
+    return { ...r, ms: performance.now() - dueAt };
   });
   const ids = bodies.map((b) => b.id);
   const e2e = await waitProcessed(ids, 120_000);
   await folding.stop();
   await worker?.stop();
   const ms = results.map((r) => r.ms);
-  const failed = results.filter((r) => r.status !== 200).length;
   rows.push({
     measure: `http ack at ${rate} req/s (open loop, ${seconds} s${args.split ? ', api + worker processes' : ''})`,
     'rows/s': Math.round(results.length / seconds),
     'p50 ms': percentile(ms, 50), 'p99 ms': percentile(ms, 99), 'max ms': percentile(ms, 100),
     'e2e p50 ms': e2e ? percentile(e2e, 50) : 'n/a', 'e2e p99 ms': e2e ? percentile(e2e, 99) : 'n/a',
-    ...(failed ? { 'non-200': failed } : {}),
+    ...non200(results),
     ...(lagMs > 5 ? { 'client lag ms': lagMs } : {}),
   });
 }

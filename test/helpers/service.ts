@@ -57,8 +57,11 @@ export function signedDelivery(bytes = 5000, type = 'customer.updated'): { id: s
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-/** POSTs one delivery; resolves with the status and the milliseconds to the full response. */
-export function deliver(base: string, d: { body: string; signature: string }): Promise<{ status: number; ms: number }> {
+/**
+ * POSTs one delivery; resolves with the status and the milliseconds to the full response. A
+ * network error resolves with status 0 and its code (ECONNRESET, ...).
+ */
+export function deliver(base: string, d: { body: string; signature: string }): Promise<{ status: number; ms: number; error?: string }> {
   const started = performance.now();
   return new Promise((resolve) => {
     const req = http.request(
@@ -77,7 +80,7 @@ export function deliver(base: string, d: { body: string; signature: string }): P
         res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
       },
     );
-    req.on('error', () => resolve({ status: 0, ms: performance.now() - started }));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ status: 0, ms: performance.now() - started, error: err.code ?? err.message }));
     req.end(d.body);
   });
 }
