@@ -46,7 +46,7 @@ export function createMetrics(deps: {
   });
   const folds = new client.Histogram({
     name: 'webhook_inbox_fold_seconds',
-    help: 'Duration of one fold attempt, by outcome (processed, ignored, retry, failed, skipped).',
+    help: 'Duration of one fold attempt, by outcome (processed, ignored, retry, failed, skipped); an event folded in a batch counts its share of the batch.',
     labelNames: ['outcome'],
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
