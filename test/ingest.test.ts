@@ -2,6 +2,7 @@
 // refused, and that nothing is acknowledged without a commit.
 import t from 'tap';
 import { connect } from '../src/db/client.ts';
+import { EVENTS_CHANNEL } from '../src/db/events.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import {
   ACME_SECRET,
@@ -68,6 +69,46 @@ t.test('50 concurrent deliveries of one event store one row, all answered 200', 
     Array(50).fill(200),
   );
   t.equal(await countRows(event.id as string), 1);
+});
+
+t.test('a stored event wakes the workers after its commit; a duplicate or a forged delivery does not', async (t) => {
+  const heard: number[] = [];
+  const listener = await db.sql.listen(EVENTS_CHANNEL, async () => {
+    heard.push(await countRows(event.id as string));
+  });
+  t.teardown(() => listener.unlisten());
+  const event = stripeEvent();
+  const body = JSON.stringify(event);
+  t.equal((await app.request('/webhooks/stripe', post(body, signStripe(body)))).status, 200);
+  const deadline = Date.now() + 5000;
+  while (heard.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  t.same(heard, [1], 'one wake-up, sent when the row was already visible to other sessions');
+
+  heard.length = 0;
+  t.equal((await app.request('/webhooks/stripe', post(body, signStripe(body)))).status, 200);
+  t.equal((await app.request('/webhooks/stripe', post(body, { 'stripe-signature': 't=1,v1=00' }))).status, 400);
+  await new Promise((r) => setTimeout(r, 200));
+  t.same(heard, [], 'no wake-up for a duplicate or a rejected delivery');
+});
+
+t.test('a burst of stored events shares wake-ups, and the last commit is still announced', async (t) => {
+  const events = Array.from({ length: 40 }, () => stripeEvent());
+  const ids = events.map((e) => e.id as string);
+  const seen: number[] = [];
+  const listener = await db.sql.listen(EVENTS_CHANNEL, async () => {
+    seen.push(Number((await db.sql`select count(*)::int as n from events where event_id in ${db.sql(ids)}`)[0]!.n));
+  });
+  t.teardown(() => listener.unlisten());
+  const answers = await Promise.all(
+    events.map((e) => {
+      const body = JSON.stringify(e);
+      return app.request('/webhooks/stripe', post(body, signStripe(body)));
+    }),
+  );
+  t.same(new Set(answers.map((r) => r.status)), new Set([200]));
+  await new Promise((r) => setTimeout(r, 300));
+  t.ok(seen.length >= 1 && seen.length < events.length, `fewer wake-ups than events (${seen.length} for ${events.length})`);
+  t.equal(Math.max(...seen), events.length, 'a wake-up came after the last of them committed');
 });
 
 t.test('rotated secrets: the old and the new both verify', async (t) => {

@@ -4,6 +4,7 @@ import { Hono } from 'hono';
 import { requestId } from 'hono/request-id';
 import type postgres from 'postgres';
 import type { Config } from '../config.ts';
+import { createWakeup } from '../db/events.ts';
 import { BadRequestError, HttpError, UnauthorizedError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
@@ -60,6 +61,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       maxBodyBytes: deps.config.WEBHOOK_MAX_BODY_BYTES,
       timeoutMs: deps.config.INGEST_TIMEOUT_MS,
       onOutcome: metrics.observeDelivery,
+      wake: createWakeup(deps.sql, (err) =>
+        deps.log.warn({ err }, 'could not wake the fold workers; they find the stored events at their next poll'),
+      ),
     });
     mountAdmin(app, { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN });
     mountOpenApi(app);

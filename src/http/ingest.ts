@@ -1,5 +1,6 @@
 // POST /webhooks/:source: raw bytes -> verify -> one INSERT ... ON CONFLICT DO NOTHING -> 200.
-// The 200 is sent only after the statement committed; anything else answers 4xx or 503.
+// The 200 is sent only after the statement committed; anything else answers 4xx or 503. The fold
+// workers are woken after the commit, outside the ingest transaction.
 import type { Hono } from 'hono';
 import postgres from 'postgres';
 import type { Sql } from '../db/client.ts';
@@ -15,6 +16,8 @@ export type IngestDeps = {
   maxBodyBytes: number;
   timeoutMs: number;
   onOutcome?: (source: string, outcome: string, seconds: number) => void;
+  /** Called after an event committed: wakes the fold workers (db/events.ts createWakeup). */
+  wake?: () => void;
 };
 
 // Data the database refuses to store although it parsed as JSON in JavaScript (e.g. \u0000 or a
@@ -58,7 +61,9 @@ async function store(deps: IngestDeps, source: string, event: VerifiedEvent): Pr
   try {
     // If the deadline wins, the insert may still commit later: harmless, the sender got a 503 and
     // its retry is answered 200 as a duplicate. The reverse (200 without a commit) cannot happen.
-    return await Promise.race([insertEvent(deps.sql, { source, ...event }), deadline]);
+    const outcome = await Promise.race([insertEvent(deps.sql, { source, ...event }), deadline]);
+    if (outcome === 'stored') deps.wake?.();
+    return outcome;
   } catch (err) {
     if (err instanceof HttpError) throw err;
     if (err instanceof postgres.PostgresError && UNSTORABLE.has(err.code)) {

@@ -1,7 +1,8 @@
 // The claim loops: the hot path from "stored" to "folded". Each loop claims a batch with SKIP
-// LOCKED and folds it a few events per transaction. Loops sleep until a NOTIFY from ingest (one
-// wake-up per stored event goes to one idle loop) or the poll interval, the backstop for retries
-// coming due, expired leases, and notifications lost while the listener reconnected.
+// LOCKED and folds it a few events per transaction. Loops sleep until a NOTIFY from ingest (each
+// wake-up goes to one idle loop; ingest sends one per few ms of stored events, and a loop that
+// claims a full batch claims again at once) or the poll interval, the backstop for retries coming
+// due, expired leases, and notifications lost while the listener reconnected.
 import { hostname } from 'node:os';
 import type postgres from 'postgres';
 import { EVENTS_CHANNEL, claimEvents, releaseClaims } from '../db/events.ts';
