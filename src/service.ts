@@ -49,6 +49,35 @@ export function retentionSweep(sql: postgres.Sql, config: Config, log: Logger): 
   };
 }
 
+/** Whether this process's event loop is saturated while it answers requests. */
+export type Saturation = { saturated(): boolean; stop(): void };
+
+// How the fold workers notice that ingest needs the CPU although few requests are in flight.
+// Node accepts one new connection per event-loop iteration (libuv stopped accepting in a loop in
+// 2022, libuv pull request 3696; strace of the service shows one accept4 per epoll_pwait). Under a
+// burst of new connections, with folding making each iteration long, the connections waited in
+// the kernel's accept queue (ss showed 100-200 there for seconds), not counted as in flight, and
+// senders waited 1-2.5 s for an ack. The event loop's utilization counts that: past 90% over the
+// last 50 ms while requests were arriving, folding yields. Requests must be arriving, so folding
+// alone (a backlog drained at night) never pauses itself.
+const SATURATION_WINDOW_MS = 50;
+const SATURATION_LIMIT = 0.9;
+
+export function watchSaturation(requestCount: () => number): Saturation {
+  let last = performance.eventLoopUtilization();
+  let lastRequests = requestCount();
+  let saturated = false;
+  const timer = setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    const requests = requestCount();
+    saturated = performance.eventLoopUtilization(now, last).utilization > SATURATION_LIMIT && requests > lastRequests;
+    last = now;
+    lastRequests = requests;
+  }, SATURATION_WINDOW_MS);
+  timer.unref();
+  return { saturated: () => saturated, stop: () => clearInterval(timer) };
+}
+
 export type ServiceOptions = { config: Config; log: Logger; startWorkers?: StartWorkers };
 
 export type Service = {
@@ -150,8 +179,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const app = createApp({ sql, adminSql, config, log, metrics, isStopping: () => stopping, isStarting: () => starting });
 
   let inFlight = 0;
+  let requests = 0;
   const fetch = async (req: Request) => {
     inFlight++;
+    requests++;
     try {
       return await app.fetch(req);
     } finally {
@@ -161,6 +192,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   let server: Server | undefined;
   let workers: Workers | undefined;
+  let saturation: Saturation | undefined;
   try {
     // Every role serves HTTP: a worker-only process answers /healthz, /readyz and /metrics only.
     server = await listen(fetch, config);
@@ -175,9 +207,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     } else {
       const sweeps = [retentionSweep(sql, config, log)];
       // With HTTP in the same process, acks come first: past WORKER_YIELD_IN_FLIGHT requests in
-      // flight, folding pauses until ingest catches up (events wait, stored; acks do not).
+      // flight, or while requests come to a saturated event loop, folding pauses until ingest
+      // catches up (events wait, stored; acks do not).
       const yieldAt = config.WORKER_YIELD_IN_FLIGHT;
-      const busy = serveHttp && yieldAt > 0 ? () => inFlight > yieldAt : undefined;
+      let busy: (() => boolean) | undefined;
+      if (serveHttp && yieldAt > 0) {
+        const loop = (saturation = watchSaturation(() => requests));
+        busy = () => inFlight > yieldAt || loop.saturated();
+      }
       workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, sweeps, busy });
       log.info({ concurrency: config.WORKER_CONCURRENCY }, 'workers started');
     }
@@ -202,6 +239,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         server ? closeServer(server).then(() => log.info('http drained')) : undefined,
         workers?.stop().then(() => log.info('workers stopped')),
       ]);
+      saturation?.stop();
       for (const r of results) if (r.status === 'rejected') log.error({ err: r.reason }, 'error while draining');
       await closeDatabase();
       log.info('stopped');
