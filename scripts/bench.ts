@@ -236,8 +236,10 @@ if (phases.has('drain')) {
   const drainer = await startService(db.url, { DB_POOL_MAX: String(poolMax), WORKER_CONCURRENCY: args.workers! });
   const ids = events.map((e) => e.id);
   for (;;) {
-    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from events where status = 'RECEIVED'`;
-    if (row!.n === 0) break;
+    // exists, not count(*): counting 20,000 unfolded rows took ~18 ms of the database's CPU per
+    // look, taken from the workers being measured.
+    const [row] = await sql<{ left: boolean }[]>`select exists (select 1 from events where status = 'RECEIVED') as left`;
+    if (!row!.left) break;
     await new Promise((r) => setTimeout(r, 250));
   }
   await drainer.stop();

@@ -1,0 +1,47 @@
+// scripts/bench.ts at a tiny size against a test database: every phase runs and the table and the
+// JSON have every row. No timing is asserted (speed is measured by `npm run bench`, not tested);
+// this only keeps the benchmark from rotting unnoticed.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { createTestDatabase } from './helpers/db.ts';
+import { root } from './helpers/service.ts';
+
+const db = await createTestDatabase(t);
+
+t.test('npm run bench at a tiny size prints every row and writes the JSON', async (t) => {
+  const out = path.join(await mkdtemp(path.join(tmpdir(), 'bench-smoke-')), 'bench.json');
+  const args = ['--events', '60', '--seconds', '1', '--warmup', '1', '--rates', '40', '--backlog', '200', '--out', out];
+  const child = spawn(process.execPath, [path.join(root, 'scripts/bench.ts'), ...args], {
+    env: { PATH: process.env.PATH, DATABASE_URL: db.url },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b) => (stdout += b));
+  child.stderr.on('data', (b) => (stderr += b));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  t.equal(code, 0, `exit 0 (stderr: ${stderr.slice(-500)})`);
+  for (const row of [
+    'ceiling: postgres.js INSERT, 1 at a time',
+    'ceiling: postgres.js INSERT, 32 at a time',
+    'http ack, sequential',
+    'http ack, 64 connections',
+    'ceiling: postgres.js INSERT at 40/s (open loop)',
+    'http ack at 40 req/s, first 1 s after start',
+    'http ack at 40 req/s (open loop, 1 s)',
+    'drain a 200-event backlog',
+  ]) {
+    t.match(stdout, row, `table row: ${row}`);
+  }
+  t.match(stderr, /bench: drain: folding 200 events/, 'progress goes to stderr');
+
+  const { rows } = JSON.parse(await readFile(out, 'utf8')) as { rows: Record<string, string | number>[] };
+  t.equal(rows.length, 10, 'one JSON row per table row');
+  for (const r of rows) t.ok(Number(r['rows/s']) > 0, `${r.measure}: a rate was measured`);
+  const rate = rows.find((r) => String(r.measure).startsWith('http ack at 40 req/s (open loop'))!;
+  t.ok(Number(rate['e2e p99 ms']) >= 0, 'end-to-end was read back from the events table');
+  t.notOk(rows.some((r) => 'non-200' in r || 'failed' in r || 'still parked' in r), 'every delivery answered 200, every event folded');
+  t.equal(Number((await db.sql`select count(*)::int as n from events where status = 'RECEIVED'`)[0]!.n), 0, 'nothing left unfolded');
+});
