@@ -15,7 +15,24 @@ const { values: args, positionals } = parseArgs({
   allowPositionals: true,
 });
 if (args.help) {
-  console.log('usage: node scripts/faults.ts [--rounds N] [test/fault-*.test.ts ...]');
+  console.log(`usage: npm run faults -- [--rounds N] [test/fault-*.test.ts ...]
+
+Runs the fault tests one at a time (each has the machine to itself) and prints, per test and
+round, pass or FAIL, the seconds it took, and its summary: events sent, acknowledged, stored,
+processed, lost. Each starts its own throwaway Postgres (or uses TEST_DATABASE_URL).
+
+  test/fault-kill.test.ts         kill -9 the service under a steady stream of signed deliveries,
+                                  restart it: every 200 is stored and folded, the graph equals
+                                  the in-order fold
+  test/fault-db-outage.test.ts    stop Postgres under load and start it again: 503s while down,
+                                  never a 200 that is not stored, resumes without a restart
+  test/fault-worker-kill.test.ts  kill -9 a worker process holding leased events: another
+                                  folds them once the lease runs out
+
+  --rounds N   run everything N times (a flakiness check; default 1)
+  -h, --help   this text
+
+Exit status: 0 all passed, 1 any failed.`);
   process.exit(0);
 }
 const rounds = Number(args.rounds);

@@ -66,10 +66,15 @@ const stored = new Set(
 );
 const down = sent.filter((s) => s.phase === 'down');
 
-t.comment(`sent ${sent.length}, acknowledged ${acked.length}, stored ${stored.size}; while down: ${down.length} deliveries`);
+const slowestDown = Math.max(...down.map((s) => s.ms));
+t.comment(
+  `sent ${sent.length}, acknowledged ${acked.length}, stored ${stored.size}, lost ${acked.filter((id) => !stored.has(id)).length}; ` +
+    `while down: ${down.length} deliveries, ${down.filter((s) => s.status === 503).length} answered 503, ` +
+    `${down.filter((s) => s.status === 200).length} answered 200, slowest ${slowestDown.toFixed(0)} ms`,
+);
 t.same(acked.filter((id) => !stored.has(id)), [], 'every 200 is in the database');
 t.same([...new Set(down.map((s) => s.status))].filter((s) => s !== 200 && s !== 503), [], 'while down: only 503 (or a 200 that committed just before the stop)');
 t.ok(down.filter((s) => s.status === 503).length >= 90, 'the outage was seen as 503s');
-t.ok(Math.max(...down.map((s) => s.ms)) < 2000, `slowest answer while down: ${Math.max(...down.map((s) => s.ms)).toFixed(0)} ms`);
+t.ok(slowestDown < 2000, `slowest answer while down: ${slowestDown.toFixed(0)} ms`);
 t.equal(sent.at(-1)?.status, 200, 'the service resumed without a restart');
 t.ok(sent.every((s) => s.status === 200 || s.status === 503), 'no other status at any time');
