@@ -201,6 +201,25 @@ t.test('while ingest is busy the fold loops claim nothing; then they fold everyt
   t.equal(n, 120, 'all folded once it was not');
 });
 
+t.test('busy is asked per loop: a loop told to go on folds everything while the others pause', async (t) => {
+  await resetGraph(sql);
+  await storeEvents(sql, Array.from({ length: 60 }, (_, i) => ev('customer.created', customer(`cus_loop_${i}`))));
+  const askedBy = new Set<number>();
+  await drain(sql, {
+    concurrency: 4,
+    batchSize: 10,
+    busy: (loop) => {
+      askedBy.add(loop);
+      return loop > 0;
+    },
+  });
+  t.same([...askedBy].sort(), [0, 1, 2, 3], 'every loop asks with its own number');
+  const mine = await sql`
+    select status, regexp_replace(locked_by, '^.*:', '') as loop from events where object_id like 'cus_loop_%'`;
+  t.equal(mine.filter((r) => r.status === 'PROCESSED').length, 60, 'all folded');
+  t.same([...new Set(mine.map((r) => r.loop))], ['0'], 'all claimed by loop 0 (workers record host:pid:loop)');
+});
+
 t.test('a dead worker loses its claims when the lease runs out, and another folds them', async (t) => {
   await resetGraph(sql);
   await storeEvents(sql, [ev('customer.created', customer('cus_a'))]);

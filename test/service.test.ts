@@ -46,7 +46,8 @@ t.test('ROLE=all serves every route and starts the workers with the pool, url, c
   t.equal(workers.calls.length, 1);
   t.equal(workers.calls[0]!.databaseUrl, db.url);
   t.equal(typeof workers.calls[0]!.onFold, 'function');
-  t.equal(workers.calls[0]!.busy?.(), false, 'the workers can ask whether ingest is busy; idle, it is not');
+  t.equal(workers.calls[0]!.busy?.(0), false, 'the workers can ask whether ingest is busy; idle, it is not');
+  t.equal(workers.calls[0]!.busy?.(1), false, 'not for any loop');
   t.equal((await fetch(`${service.url}/readyz`)).status, 200);
   t.equal((await fetch(`${service.url}/events`)).status, 401, 'admin API mounted');
   t.equal((await fetch(`${service.url}/webhooks/stripe`, { method: 'POST', body: '{}' })).status, 400, 'ingest mounted');

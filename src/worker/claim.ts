@@ -60,10 +60,11 @@ export async function startClaimLoops(deps: {
   log: Logger;
   onFold?: (outcome: FoldOutcome, ms: number) => void;
   /**
-   * True while this process's ingest is busy: the loops claim nothing new (batches in hand are
+   * Asked by loop number `loop` (0 to concurrency - 1) before each claim: true while this
+   * process's ingest needs the CPU. That loop then claims nothing new (batches in hand are
    * finished), so acks get the CPU; the events wait, stored, until the burst is over.
    */
-  busy?: () => boolean;
+  busy?: (loop: number) => boolean;
 }): Promise<ClaimLoops> {
   const { sql, options, log } = deps;
   const bell = new Doorbell();
@@ -76,7 +77,7 @@ export async function startClaimLoops(deps: {
     const wlog = log.child({ worker: workerId });
     let paused = false;
     while (!stopping) {
-      if (deps.busy?.()) {
+      if (deps.busy?.(n)) {
         if (!paused) wlog.debug('ingest is busy: this fold loop pauses');
         paused = true;
         // A plain timer, not the doorbell: wake-ups that come meanwhile are kept for later.

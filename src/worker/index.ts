@@ -18,8 +18,8 @@ export type WorkerDeps = {
   onFold?: (outcome: FoldOutcome, ms: number) => void;
   /** More scheduled work (e.g. retention), run by the same pg-boss. */
   sweeps?: Sweep[];
-  /** True while ingest in this process is busy (ROLE=all): the claim loops pause. */
-  busy?: () => boolean;
+  /** True while ingest in this process needs the CPU (ROLE=all): claim loop number `loop` pauses. */
+  busy?: (loop: number) => boolean;
   /** Tests that only exercise folding skip pg-boss; the service always starts it. */
   schedules?: boolean;
 };

@@ -42,7 +42,7 @@ export async function unfinished(sql: postgres.Sql): Promise<number> {
 /** Runs real workers (no pg-boss) until no event is left RECEIVED, then stops them. */
 export async function drain(
   sql: postgres.Sql,
-  options: { concurrency?: number; batchSize?: number; env?: Record<string, string>; busy?: () => boolean } = {},
+  options: { concurrency?: number; batchSize?: number; env?: Record<string, string>; busy?: (loop: number) => boolean } = {},
 ): Promise<void> {
   const config = testConfig({
     WORKER_CONCURRENCY: String(options.concurrency ?? 4),
