@@ -72,6 +72,9 @@ const db = await benchDatabase();
 progress(`database: ${db.label}`);
 const sql = connect(db.url, { max: poolMax, statementTimeoutMs: 30_000, connectTimeoutMs: 5000 });
 await migrate(sql);
+// The service as users run it: the default LOG_LEVEL (info: a line per delivery and per folded
+// event), written to /dev/null.
+const serviceEnv = { DB_POOL_MAX: String(poolMax), LOG_LEVEL: 'info' };
 const rows: Record<string, string | number>[] = [];
 /** Ids of rows the closed loops stored unfolded: removed before the workers start (phase 3). */
 const unfolded: string[] = [];
@@ -136,7 +139,7 @@ for (const concurrency of phases.has('ceiling') || phases.has('http') ? [1, 32] 
 }
 
 // 2. Through HTTP into the service (a child process, so the load generator does not share its CPU time slice).
-const service = await startService(db.url, { DB_POOL_MAX: String(poolMax), WORKER_CONCURRENCY: '0' });
+const service = await startService(db.url, { ...serviceEnv, WORKER_CONCURRENCY: '0' });
 for (const concurrency of phases.has('http') ? [1, 8, 32, 64] : []) {
   const bodies = Array.from({ length: total }, () => signedDelivery());
   const warmup = Array.from({ length: Math.min(200, total) }, () => signedDelivery());
@@ -176,10 +179,10 @@ for (const rate of phases.has('rate') ? args.rates!.split(',').map(Number) : [])
   });
   await deleteEvents(bodies.map((b) => b.id));
   const folding = args.split
-    ? await startService(db.url, { DB_POOL_MAX: String(poolMax), ROLE: 'api' })
-    : await startService(db.url, { DB_POOL_MAX: String(poolMax), WORKER_CONCURRENCY: args.workers! });
+    ? await startService(db.url, { ...serviceEnv, ROLE: 'api' })
+    : await startService(db.url, { ...serviceEnv, WORKER_CONCURRENCY: args.workers! });
   const worker = args.split
-    ? await startService(db.url, { DB_POOL_MAX: String(poolMax), ROLE: 'worker', WORKER_CONCURRENCY: args.workers! })
+    ? await startService(db.url, { ...serviceEnv, ROLE: 'worker', WORKER_CONCURRENCY: args.workers! })
     : undefined;
   // A service that just started pays for warming up (JIT, the fold functions compiled in each
   // worker backend) on its first deliveries: measured on its own row, then the steady state.
@@ -233,7 +236,7 @@ if (phases.has('drain')) {
     });
   });
   progress(`drain: folding ${backlog} events`);
-  const drainer = await startService(db.url, { DB_POOL_MAX: String(poolMax), WORKER_CONCURRENCY: args.workers! });
+  const drainer = await startService(db.url, { ...serviceEnv, WORKER_CONCURRENCY: args.workers! });
   const ids = events.map((e) => e.id);
   for (;;) {
     // exists, not count(*): counting 20,000 unfolded rows took ~18 ms of the database's CPU per
