@@ -58,8 +58,8 @@ export type Saturation = { saturated(): boolean; stop(): void };
 // burst of new connections, with folding making each iteration long, the connections waited in
 // the kernel's accept queue (ss showed 100-200 there for seconds), not counted as in flight, and
 // senders waited 1-2.5 s for an ack. The event loop's utilization counts that: past 90% over the
-// last 50 ms while requests were arriving, folding yields. Requests must be arriving, so folding
-// alone (a backlog drained at night) never pauses itself.
+// last 50 ms while requests were arriving, all fold loops but one yield. Requests must be
+// arriving, so folding alone (a backlog drained at night) never pauses itself.
 const SATURATION_WINDOW_MS = 50;
 const SATURATION_LIMIT = 0.9;
 
@@ -223,6 +223,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     }
   } catch (err) {
     log.fatal({ err }, 'could not start');
+    saturation?.stop();
     if (server) await closeServer(server);
     await closeDatabase();
     throw err;
