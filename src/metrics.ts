@@ -14,6 +14,8 @@ export type Metrics = {
   observeDelivery: (source: string, outcome: string, seconds: number) => void;
   /** One fold attempt and how long it took; the workers' `onFold`. */
   observeFold: (outcome: FoldOutcome, ms: number) => void;
+  /** A fold loop paused this long so ingest could keep the CPU; the workers' `onPause`. */
+  observePause: (seconds: number) => void;
   /** Reads the database gauges, then renders everything in the Prometheus text format. */
   render: () => Promise<string>;
 };
@@ -59,6 +61,11 @@ export function createMetrics(deps: {
   const failures = new client.Counter({
     name: 'webhook_inbox_fold_failures_total',
     help: 'Events that became FAILED (attempts exhausted or malformed); replay them after a fix.',
+    registers: [registry],
+  });
+  const paused = new client.Counter({
+    name: 'webhook_inbox_fold_paused_seconds_total',
+    help: 'Seconds fold loops spent paused so ingest in the same process (ROLE=all) kept the CPU, summed over loops. Rising with webhook_inbox_oldest_unprocessed_seconds: folding waits for a burst of deliveries to pass.',
     registers: [registry],
   });
   const byStatus = new client.Gauge({
@@ -131,6 +138,9 @@ export function createMetrics(deps: {
       folds.observe({ outcome }, ms / 1000);
       if (outcome === 'retry') retries.inc();
       if (outcome === 'failed') failures.inc();
+    },
+    observePause(seconds) {
+      paused.inc(seconds);
     },
     async render() {
       await readDatabase();

@@ -29,6 +29,7 @@ export type StartWorkers = (deps: {
   sweeps: Sweep[];
   /** True while fold loop number `loop` should leave the CPU to this process's HTTP side (ROLE=all only). */
   busy?: (loop: number) => boolean;
+  onPause?: (seconds: number) => void;
 }) => Workers | Promise<Workers>;
 
 // Retention every 10 minutes keeps each run short; maxBatches bounds one run on a large backlog
@@ -218,7 +219,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         const eventLoop = (saturation = watchSaturation(() => requests));
         busy = (loop) => inFlight > yieldAt || (loop > 0 && eventLoop.saturated());
       }
-      workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, sweeps, busy });
+      workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, onPause: metrics.observePause, sweeps, busy });
       log.info({ concurrency: config.WORKER_CONCURRENCY }, 'workers started');
     }
   } catch (err) {

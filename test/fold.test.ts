@@ -194,9 +194,12 @@ t.test('while ingest is busy the fold loops claim nothing; then they fold everyt
       resolve();
     }, 400),
   );
-  await drain(sql, { concurrency: 4, batchSize: 10, busy: () => busy });
+  let pausedSeconds = 0;
+  await drain(sql, { concurrency: 4, batchSize: 10, busy: () => busy, onPause: (s) => (pausedSeconds += s) });
   await ingestCalmsDown;
   t.equal(waitingWhileBusy, 120, 'nothing was claimed while busy');
+  // Four loops paused for the 400 ms ingest was busy (the rest of the time they folded).
+  t.ok(pausedSeconds > 4 * 0.3 && pausedSeconds < 4 * 1.5, `pauses reported: ${pausedSeconds.toFixed(2)} s over 4 loops`);
   const [{ n }] = await sql`select count(*)::int as n from events where status = 'PROCESSED'` as any;
   t.equal(n, 120, 'all folded once it was not');
 });

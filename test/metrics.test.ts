@@ -79,6 +79,13 @@ t.test('fold outcomes: duration histogram, retries, failures', async (t) => {
   t.match(text, /^webhook_inbox_process_cpu_seconds_total /m, 'process metrics too');
 });
 
+t.test('fold pauses add up in seconds', async (t) => {
+  t.equal(value(await scrape(), 'webhook_inbox_fold_paused_seconds_total'), 0);
+  metrics.observePause(0.02);
+  metrics.observePause(0.5);
+  t.ok(Math.abs(value(await scrape(), 'webhook_inbox_fold_paused_seconds_total')! - 0.52) < 1e-9);
+});
+
 t.test('pending links and the age of the oldest', async (t) => {
   t.equal(value(await scrape(), 'webhook_inbox_pending_links'), 0);
   await db.sql`

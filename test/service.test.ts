@@ -52,8 +52,10 @@ t.test('ROLE=all serves every route and starts the workers with the pool, url, c
   t.equal((await fetch(`${service.url}/events`)).status, 401, 'admin API mounted');
   t.equal((await fetch(`${service.url}/webhooks/stripe`, { method: 'POST', body: '{}' })).status, 400, 'ingest mounted');
   workers.calls[0]!.onFold('failed', 12);
+  workers.calls[0]!.onPause?.(0.25);
   const metrics = await (await fetch(`${service.url}/metrics`)).text();
   t.match(metrics, /^webhook_inbox_fold_failures_total 1$/m, 'onFold feeds /metrics');
+  t.match(metrics, /^webhook_inbox_fold_paused_seconds_total 0.25$/m, 'onPause feeds /metrics');
 });
 
 t.test('not ready until the workers run; by then the ingest pool is open, and workers have their own', async (t) => {

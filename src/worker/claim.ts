@@ -65,6 +65,8 @@ export async function startClaimLoops(deps: {
    * finished), so acks get the CPU; the events wait, stored, until the burst is over.
    */
   busy?: (loop: number) => boolean;
+  /** How long a loop just paused for busy(), in seconds. */
+  onPause?: (seconds: number) => void;
 }): Promise<ClaimLoops> {
   const { sql, options, log } = deps;
   const bell = new Doorbell();
@@ -81,7 +83,9 @@ export async function startClaimLoops(deps: {
         if (!paused) wlog.debug('ingest is busy: this fold loop pauses');
         paused = true;
         // A plain timer, not the doorbell: wake-ups that come meanwhile are kept for later.
+        const pausedAt = performance.now();
         await new Promise((r) => setTimeout(r, options.yieldMs ?? 20));
+        deps.onPause?.((performance.now() - pausedAt) / 1000);
         continue;
       }
       if (paused) wlog.debug('ingest is no longer busy: this fold loop resumes');

@@ -20,6 +20,8 @@ export type WorkerDeps = {
   sweeps?: Sweep[];
   /** True while ingest in this process needs the CPU (ROLE=all): claim loop number `loop` pauses. */
   busy?: (loop: number) => boolean;
+  /** How long a claim loop just paused for busy(), in seconds. */
+  onPause?: (seconds: number) => void;
   /** Tests that only exercise folding skip pg-boss; the service always starts it. */
   schedules?: boolean;
 };
@@ -32,6 +34,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     log: wlog,
     onFold: deps.onFold,
     busy: deps.busy,
+    onPause: deps.onPause,
     options: {
       concurrency: config.WORKER_CONCURRENCY,
       batchSize: config.WORKER_BATCH_SIZE,

@@ -42,7 +42,7 @@ export async function unfinished(sql: postgres.Sql): Promise<number> {
 /** Runs real workers (no pg-boss) until no event is left RECEIVED, then stops them. */
 export async function drain(
   sql: postgres.Sql,
-  options: { concurrency?: number; batchSize?: number; env?: Record<string, string>; busy?: (loop: number) => boolean } = {},
+  options: { concurrency?: number; batchSize?: number; env?: Record<string, string>; busy?: (loop: number) => boolean; onPause?: (seconds: number) => void } = {},
 ): Promise<void> {
   const config = testConfig({
     WORKER_CONCURRENCY: String(options.concurrency ?? 4),
@@ -51,7 +51,7 @@ export async function drain(
     ...options.env,
   });
   const log = process.env.TEST_LOG ? createLogger(process.env.TEST_LOG, { pretty: false }) : silentLogger();
-  const workers = await startWorkers({ sql, databaseUrl: '', config, log, schedules: false, busy: options.busy });
+  const workers = await startWorkers({ sql, databaseUrl: '', config, log, schedules: false, busy: options.busy, onPause: options.onPause });
   try {
     await waitFor(async () => (await unfinished(sql)) === 0, 20_000, 'the queue to drain');
   } finally {
