@@ -103,6 +103,45 @@ t.test('an event whose rows another fold holds is not waited for in the batch, t
   t.same(await statuses(), { cus_free: 'PROCESSED', cus_held: 'PROCESSED', cus_free2: 'PROCESSED' });
 });
 
+t.test('children of one parent fold side by side; the parent\'s writer excludes them', async (t) => {
+  const invoiceEvent = (id: string): Ev => ({
+    id: `evt_b${String(++seq).padStart(5, '0')}`,
+    type: 'invoice.created',
+    created: T0,
+    api_version: '2025-03-31.basil',
+    data: { object: { id, object: 'invoice', created: T0, status: 'draft', customer: 'cus_parent', livemode: false } },
+  });
+  const claimed = await claim([invoiceEvent('in_1'), customerEvent('cus_parent'), invoiceEvent('in_2')]);
+  const plans = claimed.map((e) => {
+    const p = planEvent(e.payload);
+    if (p.kind !== 'fold') throw new Error('expected a fold plan');
+    return p;
+  });
+  t.same(plans[0]!.lockKeys, ['invoices:in_1'], 'a child holds its own row exclusively');
+  t.same(plans[0]!.shareKeys, ['customers:cus_parent'], 'and its parent shared');
+  t.same([plans[1]!.lockKeys, plans[1]!.shareKeys], [['customers:cus_parent'], []], 'the parent\'s writer holds it exclusively');
+
+  // Another transaction folds a third child of the same customer: it holds the customer shared.
+  const holder = await sql.reserve();
+  t.teardown(() => holder.release());
+  await holder`begin`;
+  await holder`select pg_advisory_xact_lock_shared(hashtextextended('customers:cus_parent', 0))`;
+
+  const outcomes = await applyFoldBatch(sql, claimed.map((e, i) => ({ id: e.id, plan: plans[i]! })));
+  t.same(outcomes.map(kind), ['result', 'busy', 'result'], 'the children fold beside it; the parent waits for it');
+  t.same(await statuses(), { in_1: 'PROCESSED', cus_parent: 'RECEIVED', in_2: 'PROCESSED' });
+  await holder`commit`;
+
+  // The other way round: while the parent's writer holds its key, a child cannot check for it.
+  const [again] = await claim([invoiceEvent('in_3')]);
+  await holder`begin`;
+  await holder`select pg_advisory_xact_lock(hashtextextended('customers:cus_parent', 0))`;
+  const plan = planEvent(again!.payload);
+  if (plan.kind !== 'fold') throw new Error('expected a fold plan');
+  t.same((await applyFoldBatch(sql, [{ id: again!.id, plan }])).map(kind), ['busy']);
+  await holder`commit`;
+});
+
 t.test('ignored and already finished events in one batch', async (t) => {
   const claimed = await claim([
     customerEvent('cus_x'),

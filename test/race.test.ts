@@ -19,16 +19,18 @@ t.test('parents and children folded at the same moment by 8 workers leave nothin
     const events: Ev[] = [];
     for (let i = 0; i < 150; i++) {
       const cus = `cus_${round}_${i}`;
-      const child: Ev = {
-        id: `evt_${round}_${i}_b`, type: 'invoice.created', created: T0,
-        data: { object: { id: `in_${round}_${i}`, object: 'invoice', created: T0, status: 'draft', customer: cus } },
-      };
+      // Two children: they hold the customer's key shared, side by side, and its writer exclusively.
+      const child = (n: number): Ev => ({
+        id: `evt_${round}_${i}_b${n}`, type: 'invoice.created', created: T0,
+        data: { object: { id: `in_${round}_${i}_${n}`, object: 'invoice', created: T0, status: 'draft', customer: cus } },
+      });
       const parent: Ev = {
         id: `evt_${round}_${i}_a`, type: 'customer.created', created: T0,
         data: { object: { id: cus, object: 'customer', created: T0 } },
       };
-      // Adjacent in the queue, so two workers with batch size 1 claim them together.
-      events.push(...(i % 2 ? [child, parent] : [parent, child]));
+      // Adjacent in the queue, so workers with batch size 1 claim them together.
+      const three = [parent, child(1), child(2)];
+      events.push(...three.slice(i % 3), ...three.slice(0, i % 3));
     }
     await storeEvents(sql, events);
     await drain(sql, { concurrency: 8, batchSize: 1 });

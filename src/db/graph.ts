@@ -42,7 +42,7 @@ function writesJson(plan: FoldPlanned) {
  * did, or null when the event no longer needs folding (another worker finished it first).
  */
 export async function applyFoldPlan(sql: Sql, eventRowId: string, plan: FoldPlanned): Promise<FoldResult | null> {
-  const payload = { lock_keys: plan.lockKeys, writes: writesJson(plan) };
+  const payload = { lock_keys: plan.lockKeys, share_keys: plan.shareKeys, writes: writesJson(plan) };
   const [row] = await sql<[{ result: FoldResult | null }]>`
     select fold_event(${eventRowId}, ${sql.json(payload as postgres.JSONValue)}) as result`;
   return row.result;
@@ -68,7 +68,7 @@ export type BatchOutcome =
 export async function applyFoldBatch(sql: Sql, items: BatchItem[]): Promise<BatchOutcome[]> {
   const batch = items.map((item) =>
     'plan' in item
-      ? { id: item.id, lock_keys: item.plan.lockKeys, writes: writesJson(item.plan) }
+      ? { id: item.id, lock_keys: item.plan.lockKeys, share_keys: item.plan.shareKeys, writes: writesJson(item.plan) }
       : { id: item.id, ignore: item.ignore },
   );
   const [row] = await sql<[{ outcomes: BatchOutcome[] }]>`

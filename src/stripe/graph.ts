@@ -260,7 +260,19 @@ export type PlannedWrite = {
 };
 
 export type FoldPlan =
-  | { kind: 'fold'; writes: PlannedWrite[]; lockKeys: string[] }
+  | {
+      kind: 'fold';
+      writes: PlannedWrite[];
+      /** Advisory lock keys of the rows this plan writes, sorted: held exclusively. */
+      lockKeys: string[];
+      /**
+       * Keys of the parents it links to without writing them, sorted: held shared. A parent's
+       * writer holds its key exclusively, so a child never checks for its parent (and parks the
+       * link) while that parent commits unseen; the many children of one parent (every
+       * subscription item of a price, every invoice of a customer) fold side by side.
+       */
+      shareKeys: string[];
+    }
   | { kind: 'ignore'; reason: string };
 
 /** The event cannot be folded and never will be: fail it at once, without retries. */
@@ -428,12 +440,14 @@ export function planEvent(payload: unknown): FoldPlan {
   }
   const writes = [...byRow.values()].sort((a, b) => TABLES.indexOf(a.table) - TABLES.indexOf(b.table));
 
-  const keys = new Set<string>();
+  const keys = new Set(writes.map((w) => lockKey(w.table, w.id)));
+  const shared = new Set<string>();
   for (const w of writes) {
-    keys.add(lockKey(w.table, w.id));
-    for (const l of w.links) if (l.parentId) keys.add(lockKey(l.parentTable, l.parentId));
+    for (const l of w.links) {
+      if (l.parentId && !keys.has(lockKey(l.parentTable, l.parentId))) shared.add(lockKey(l.parentTable, l.parentId));
+    }
   }
-  return { kind: 'fold', writes, lockKeys: [...keys].sort() };
+  return { kind: 'fold', writes, lockKeys: [...keys].sort(), shareKeys: [...shared].sort() };
 }
 
 /**

@@ -1,5 +1,6 @@
 // Folds claimed events into the object graph: plan each (pure, stripe/graph.ts), then apply the
-// plans in one transaction that takes the advisory locks of every row they touch (sorted), locks
+// plans in one transaction that takes the advisory locks of every row they touch (exclusive for
+// rows written, shared for parents linked to; sql/006_shared_parent_locks.sql), locks
 // each event row, writes parents before children, and marks the events PROCESSED. foldBatch does a
 // few events at a time, each in its own subtransaction; an event that fails there is folded again
 // alone by foldEvent, whose failure is recorded as a retry with backoff, or as FAILED.
