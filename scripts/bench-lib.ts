@@ -1,19 +1,78 @@
 // Shared pieces of the benchmark scripts: a database to run against, closed loops, percentiles
 // and a table. The service process and signed deliveries come from test/helpers/service.ts.
 import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
 
-/** DATABASE_URL when given, else a fresh embedded Postgres with durable (default) settings. */
-export async function benchDatabase(): Promise<{ url: string; label: string; stop: () => Promise<void> }> {
+/**
+ * DATABASE_URL when given, else a fresh embedded Postgres with durable (default) settings; for the
+ * embedded one, also the pid of its postmaster, whose process tree the CPU meter reads.
+ */
+export async function benchDatabase(): Promise<{ url: string; label: string; postmasterPid?: number; stop: () => Promise<void> }> {
   if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, label: 'DATABASE_URL', stop: async () => {} };
-  const embedded: Embedded = await startEmbeddedPostgres({
-    dir: path.join(tmpdir(), `webhook-inbox-bench-${randomBytes(4).toString('hex')}`),
-    port: await freePort(),
-    database: 'webhook_inbox_bench',
-  });
-  return { url: embedded.url, label: 'embedded Postgres (fsync on)', stop: embedded.stop };
+  const dir = path.join(tmpdir(), `webhook-inbox-bench-${randomBytes(4).toString('hex')}`);
+  const embedded: Embedded = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'webhook_inbox_bench' });
+  const postmasterPid = Number(readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  return { url: embedded.url, label: 'embedded Postgres (fsync on)', postmasterPid, stop: embedded.stop };
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU per row. On 2 cores the load generator, the service and Postgres share the machine, so what
+// a row costs each of them decides the throughput. Read from /proc (Linux); elsewhere the columns
+// stay empty.
+
+const TICKS_PER_SECOND = 100; // USER_HZ: 100 on every Linux architecture Node runs on.
+
+/** utime + stime (+ cutime + cstime: children it has reaped) of a process, in seconds. */
+function procCpu(pid: number, reaped: boolean): number {
+  try {
+    // Fields after "(comm) ": state is 0, so utime/stime/cutime/cstime are 11 to 14.
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').at(-1)!.split(' ');
+    const ticks = Number(f[11]) + Number(f[12]) + (reaped ? Number(f[13]) + Number(f[14]) : 0);
+    return ticks / TICKS_PER_SECOND;
+  } catch {
+    return NaN; // gone, or no /proc
+  }
+}
+
+/** CPU seconds of a Postgres cluster: the postmaster, every live child, and the ones it reaped. */
+function clusterCpu(postmasterPid: number): number {
+  let total = procCpu(postmasterPid, true);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.split(') ').at(-1)!.split(' ')[1]) === postmasterPid) total += procCpu(Number(entry), false) || 0;
+    } catch {
+      // exited meanwhile: the postmaster's reaped time has it, or will
+    }
+  }
+  return total;
+}
+
+export type CpuSnapshot = { bench: number; service: number; postgres: number };
+
+/** CPU seconds used so far by this process, the given service processes, and the cluster. */
+export function cpuSnapshot(servicePids: (number | undefined)[], postmasterPid?: number): CpuSnapshot {
+  const own = process.cpuUsage();
+  const pids = servicePids.filter((p): p is number => p !== undefined);
+  return {
+    bench: (own.user + own.system) / 1e6,
+    service: existsSync('/proc/self/stat') && pids.length ? pids.reduce((sum, p) => sum + procCpu(p, false), 0) : NaN,
+    postgres: postmasterPid !== undefined && existsSync('/proc/self/stat') ? clusterCpu(postmasterPid) : NaN,
+  };
+}
+
+/** Table columns: µs of CPU per row for each party, between two snapshots (empty where unknown). */
+export function cpuPerRow(before: CpuSnapshot, after: CpuSnapshot, rows: number, parties: (keyof CpuSnapshot)[]): Record<string, number | string> {
+  const out: Record<string, number | string> = {};
+  for (const party of ['bench', 'service', 'postgres'] as const) {
+    const us = ((after[party] - before[party]) * 1e6) / rows;
+    out[`${party} µs`] = parties.includes(party) && Number.isFinite(us) ? Math.round(us) : '';
+  }
+  return out;
 }
 
 /** Runs `total` tasks with `concurrency` loops; returns per-task ms and the wall time. */

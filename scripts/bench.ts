@@ -16,7 +16,7 @@ import { insertEvent } from '../src/db/events.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { deliver, signedDelivery, startService } from '../test/helpers/service.ts';
 import { buildStream } from '../test/helpers/stream.ts';
-import { benchDatabase, closedLoop, openLoop, percentile, printTable } from './bench-lib.ts';
+import { benchDatabase, closedLoop, cpuPerRow, cpuSnapshot, openLoop, percentile, printTable } from './bench-lib.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -48,6 +48,10 @@ Measures, in one run on this machine:
             payments, refunds... from test/helpers/stream.ts) folded by the service's workers:
             events/s from the first to the last processed_at
 
+Each row also gives the CPU it cost, in µs per row, of the bench itself (the load generator), the
+service process(es) and every process of the embedded Postgres (not for a DATABASE_URL), read from
+/proc on Linux. On a small machine where all three share the cores, these explain the rates.
+
   --events N     deliveries per closed-loop measurement (default 4000)
   --rates LIST   fixed rates for the open loop, req/s (default 58,200,500,1000)
   --backlog N    events in the drain measurement (default 20000)
@@ -78,6 +82,9 @@ await migrate(sql);
 // event), written to /dev/null.
 const serviceEnv = { DB_POOL_MAX: String(poolMax), LOG_LEVEL: 'info' };
 const rows: Record<string, string | number>[] = [];
+/** CPU used so far by the bench, these service processes and the embedded Postgres. */
+const cpu0 = (services: ({ child: { pid?: number } } | undefined)[] = []) =>
+  cpuSnapshot(services.map((s) => s?.child.pid), db.postmasterPid);
 /** Ids of rows the closed loops stored unfolded: removed before the workers start (phase 3). */
 const unfolded: string[] = [];
 /** Deletes bench rows by event id, in chunks (also on a DATABASE_URL you pointed it at). */
@@ -126,6 +133,7 @@ for (const concurrency of phases.has('ceiling') || phases.has('http') ? [1, 32] 
   const bodies = Array.from({ length: total }, () => signedDelivery());
   unfolded.push(...bodies.map((b) => b.id));
   progress(`ceiling, ${concurrency} at a time`);
+  const cpu = cpu0();
   const { results, seconds } = await closedLoop(total, concurrency, async (i) => {
     const t0 = performance.now();
     await insertRow(bodies[i]!);
@@ -137,6 +145,7 @@ for (const concurrency of phases.has('ceiling') || phases.has('http') ? [1, 32] 
     'rows/s': Math.round(total / seconds),
     'p50 ms': percentile(results, 50), 'p99 ms': percentile(results, 99), 'max ms': percentile(results, 100),
     '% of ceiling': '',
+    ...cpuPerRow(cpu, cpu0(), total, ['bench', 'postgres']),
   });
 }
 
@@ -149,7 +158,9 @@ for (const concurrency of phases.has('http') ? [1, 8, 32, 64] : []) {
   // Warm up the connections so the first requests do not carry the TCP and pool setup.
   await closedLoop(warmup.length, concurrency, async (i) => deliver(service.url, warmup[i]!));
   progress(`http, ${concurrency} connection(s)`);
+  const cpu = cpu0([service]);
   const { results, seconds } = await closedLoop(total, concurrency, (i) => deliver(service.url, bodies[i]!));
+  const cpuRow = cpuPerRow(cpu, cpu0([service]), total, ['bench', 'service', 'postgres']);
   const ms = results.map((r) => r.ms);
   const ref = ceiling[concurrency === 1 ? 1 : 32]!;
   rows.push({
@@ -157,6 +168,7 @@ for (const concurrency of phases.has('http') ? [1, 8, 32, 64] : []) {
     'rows/s': Math.round(total / seconds),
     'p50 ms': percentile(ms, 50), 'p99 ms': percentile(ms, 99), 'max ms': percentile(ms, 100),
     '% of ceiling': `${Math.round((100 * total) / seconds / ref)}%`,
+    ...cpuRow,
     ...non200(results),
   });
 }
@@ -170,6 +182,7 @@ for (const rate of phases.has('rate') ? args.rates!.split(',').map(Number) : [])
   const seconds = Number(args.seconds);
   const bodies = Array.from({ length: Math.round(rate * seconds) }, () => signedDelivery());
   progress(`open loop, ${rate} rows/s straight into Postgres for ${seconds} s`);
+  const directCpu = cpu0();
   const direct = await openLoop(rate, seconds, async (i, dueAt) => {
     await insertRow(bodies[i]!);
     return performance.now() - dueAt;
@@ -178,6 +191,7 @@ for (const rate of phases.has('rate') ? args.rates!.split(',').map(Number) : [])
     measure: `ceiling: postgres.js INSERT at ${rate}/s (open loop)`,
     'rows/s': rate,
     'p50 ms': percentile(direct.results, 50), 'p99 ms': percentile(direct.results, 99), 'max ms': percentile(direct.results, 100),
+    ...cpuPerRow(directCpu, cpu0(), bodies.length, ['bench', 'postgres']),
   });
   await deleteEvents(bodies.map((b) => b.id));
   const folding = args.split
@@ -204,12 +218,15 @@ for (const rate of phases.has('rate') ? args.rates!.split(',').map(Number) : [])
     });
   }
   progress(`open loop, ${rate} req/s through HTTP for ${seconds} s`);
+  const cpu = cpu0([folding, worker]);
   const { results, lagMs } = await openLoop(rate, seconds, async (i, dueAt) => {
     const r = await deliver(folding.url, bodies[i]!);
     return { ...r, ms: performance.now() - dueAt };
   });
   const ids = bodies.map((b) => b.id);
   const e2e = await waitProcessed(ids, 120_000);
+  // Ingest and fold of every delivery: taken once all of them are processed.
+  const cpuRow = cpuPerRow(cpu, cpu0([folding, worker]), bodies.length, ['bench', 'service', 'postgres']);
   await folding.stop();
   await worker?.stop();
   const ms = results.map((r) => r.ms);
@@ -218,6 +235,7 @@ for (const rate of phases.has('rate') ? args.rates!.split(',').map(Number) : [])
     'rows/s': Math.round(results.length / seconds),
     'p50 ms': percentile(ms, 50), 'p99 ms': percentile(ms, 99), 'max ms': percentile(ms, 100),
     'e2e p50 ms': e2e ? percentile(e2e, 50) : 'n/a', 'e2e p99 ms': e2e ? percentile(e2e, 99) : 'n/a',
+    ...cpuRow,
     ...non200(results),
     ...(lagMs > 5 ? { 'client lag ms': lagMs } : {}),
   });
@@ -245,7 +263,12 @@ if (phases.has('drain')) {
   if (duplicates > 0) throw new Error(`drain: ${duplicates} of ${backlog} events were in the database already; nothing to measure`);
   progress(`drain: folding ${backlog} events`);
   const drainer = await startService(db.url, { ...serviceEnv, WORKER_CONCURRENCY: args.workers! });
+  const cpu = cpu0([drainer]);
   const ids = events.map((e) => e.id);
+  // The workers start before the service answers /readyz: what they folded by now is not in the
+  // CPU counted from here.
+  const [early] = await sql<{ n: number }[]>`
+    select count(*)::int as n from events where event_id in ${sql(ids)} and status <> 'RECEIVED'`;
   for (;;) {
     // exists, not count(*): counting 20,000 unfolded rows took ~18 ms of the database's CPU per
     // look, taken from the workers being measured.
@@ -253,6 +276,7 @@ if (phases.has('drain')) {
     if (!row!.left) break;
     await new Promise((r) => setTimeout(r, 250));
   }
+  const cpuRow = cpuPerRow(cpu, cpu0([drainer]), backlog - early!.n, ['service', 'postgres']);
   await drainer.stop();
   const [span] = await sql<{ seconds: number; n: number; failed: number }[]>`
     select extract(epoch from max(processed_at) - min(processed_at))::float8 as seconds, count(*)::int as n,
@@ -262,6 +286,7 @@ if (phases.has('drain')) {
   rows.push({
     measure: `drain a ${backlog}-event backlog (realistic stream, default workers)`,
     'rows/s': Math.round(span!.n / span!.seconds),
+    ...cpuRow,
     ...(span!.failed ? { failed: span!.failed } : {}),
     ...(parked ? { 'still parked': parked } : {}),
   });
@@ -272,5 +297,9 @@ await db.stop();
 console.log(`\nwebhook-inbox bench: ${total} signed ~5 KB Stripe deliveries per row, pool ${poolMax}`);
 console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${db.label}\n`);
 printTable(rows);
+console.log(`
+µs: CPU per row, in microseconds, of the load generator (bench), the service process(es) and every
+Postgres process (embedded only), from /proc. A fixed-rate row counts ingest and fold. On this
+machine's ${os.cpus().length} cores, ${os.cpus().length * 1e6} divided by their sum is the most rows/s it can carry.`);
 await writeFile(args.out!, JSON.stringify({ date: new Date().toISOString(), total, poolMax, rows }, null, 2) + '\n');
 console.log(`\nwritten to ${args.out}`);

@@ -42,6 +42,15 @@ t.test('npm run bench at a tiny size prints every row and writes the JSON', asyn
   for (const r of rows) t.ok(Number(r['rows/s']) > 0, `${r.measure}: a rate was measured`);
   const rate = rows.find((r) => String(r.measure).startsWith('http ack at 40 req/s (open loop'))!;
   t.ok(Number(rate['e2e p99 ms']) >= 0, 'end-to-end was read back from the events table');
+  // CPU per row, from /proc: the bench's own and the service's; Postgres only when embedded.
+  if (process.platform === 'linux') {
+    for (const r of rows.filter((r) => String(r.measure).startsWith('http ack, '))) {
+      t.ok(Number(r['bench µs']) > 0 && Number(r['service µs']) > 0, `${r.measure}: CPU per delivery of bench and service`);
+      t.equal(r['postgres µs'], '', `${r.measure}: no Postgres CPU for a DATABASE_URL`);
+    }
+    // 200 events may all be folded before the service answers /readyz: then nothing is left to count.
+    t.ok('service µs' in rows.find((r) => String(r.measure).startsWith('drain'))!, 'drain: a column for the service\'s CPU per event');
+  }
   t.notOk(rows.some((r) => 'non-200' in r || 'failed' in r || 'still parked' in r), 'every delivery answered 200, every event folded');
   t.equal(Number((await db.sql`select count(*)::int as n from events where status = 'RECEIVED'`)[0]!.n), 0, 'nothing left unfolded');
 });
