@@ -25,6 +25,7 @@ const envSchema = z.object({
   ),
   HOST: withDefault(z.string(), '0.0.0.0'),
   PORT: withDefault(int(0, 65535), 3000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: withDefault(int(1000, 290_000), 5000),
   ROLE: withDefault(z.enum(['all', 'api', 'worker']), 'all'),
   LOG_LEVEL: withDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info'),
   STRIPE_WEBHOOK_SECRET: optional(list('STRIPE_WEBHOOK_SECRET')),

@@ -107,7 +107,13 @@ async function openDatabase(config: Config, log: Logger): Promise<{ url: string;
 
 function listen(fetch: (req: Request) => Promise<Response>, config: Config): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port: config.PORT, hostname: config.HOST }, () => resolve(server as Server));
+    const server = serve({ fetch, port: config.PORT, hostname: config.HOST }, () => resolve(server as Server)) as Server;
+    // A load balancer that reuses an idle connection at the moment this server closes it gets a
+    // reset and answers the sender 502. The server must keep idle connections longer than the
+    // balancer does (AWS ALB: 60 s), so its timeout is configurable; Node's own is 5 s. Headers
+    // of a request on a kept connection must be allowed at least as long.
+    server.keepAliveTimeout = config.HTTP_KEEP_ALIVE_TIMEOUT_MS;
+    server.headersTimeout = Math.max(server.headersTimeout, config.HTTP_KEEP_ALIVE_TIMEOUT_MS + 1000);
     server.once('error', reject);
   });
 }

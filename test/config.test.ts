@@ -9,6 +9,7 @@ t.test('defaults', async (t) => {
   t.match(config, {
     DATABASE_URL: undefined,
     PORT: 3000,
+    HTTP_KEEP_ALIVE_TIMEOUT_MS: 5000,
     STRIPE_WEBHOOK_SECRET: undefined,
     STRIPE_SIGNATURE_TOLERANCE_S: 300,
     WEBHOOK_MAX_BODY_BYTES: 1024 * 1024,
@@ -45,6 +46,7 @@ t.test('every bad variable is listed by name', async (t) => {
     loadConfig({
       DATABASE_URL: 'mysql://nope',
       PORT: 'eighty',
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: '600000',
       STRIPE_WEBHOOK_SECRET: 'sk_live_oops',
       STRIPE_SIGNATURE_TOLERANCE_S: '-5',
       WEBHOOK_MAX_BODY_BYTES: '1.5',
@@ -58,6 +60,7 @@ t.test('every bad variable is listed by name', async (t) => {
   const named = err.problems.map((p) => p.split(':')[0]);
   t.same(named.sort(), [
     'DATABASE_URL',
+    'HTTP_KEEP_ALIVE_TIMEOUT_MS',
     'LOG_LEVEL',
     'PORT',
     'ROLE',

@@ -58,6 +58,28 @@ t.test('ROLE=all serves every route and starts the workers with the pool, url, c
   t.match(metrics, /^webhook_inbox_fold_paused_seconds_total 0.25$/m, 'onPause feeds /metrics');
 });
 
+t.test('idle keep-alive connections stay open HTTP_KEEP_ALIVE_TIMEOUT_MS, as the response announces', async (t) => {
+  const service = await startService({ config: config({ HTTP_KEEP_ALIVE_TIMEOUT_MS: '10000' }), log: silentLogger() });
+  t.teardown(() => service.stop());
+  const agent = new http.Agent({ keepAlive: true });
+  t.teardown(() => agent.destroy());
+  // The response's socket, taken while it is attached (the agent detaches it at the end).
+  const get = () =>
+    new Promise<{ res: http.IncomingMessage; socket: unknown }>((resolve, reject) => {
+      http.get(`${service.url}/healthz`, { agent }, (res) => {
+        const socket = res.socket;
+        res.resume().on('end', () => resolve({ res, socket }));
+      }).on('error', reject);
+    });
+  const first = await get();
+  t.equal(first.res.headers['keep-alive'], 'timeout=10', 'a client that reads the hint keeps it under 10 s');
+  t.ok(first.socket, 'the socket was seen');
+  // Past Node's default (5 s, closed after 6 s with its grace period) it is still the same one.
+  await new Promise((r) => setTimeout(r, 7000));
+  const second = await get();
+  t.equal(second.socket, first.socket, 'the idle connection was reused after 7 s');
+});
+
 t.test('not ready until the workers run; by then the ingest pool is open, and workers have their own', async (t) => {
   const mine = await createTestDatabase(t);
   const port = await freePort();
