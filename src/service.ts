@@ -130,25 +130,43 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
+type Pools = { databaseUrl: string; embedded?: Embedded; sql: postgres.Sql; adminSql?: postgres.Sql; workerSql?: postgres.Sql };
+
+function openPools(db: { url: string; embedded?: Embedded }, config: Config, serveHttp: boolean, foldsHere: boolean): Pools {
+  const sql = connect(db.url, { max: config.DB_POOL_MAX, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
+  return {
+    databaseUrl: db.url,
+    embedded: db.embedded,
+    sql,
+    // Operators' queries get their own small pool and a longer timeout: a slow listing can neither
+    // starve ingest of connections nor be cut at ingest's 1 s.
+    adminSql: serveHttp
+      ? connect(db.url, { max: 2, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.ADMIN_STATEMENT_TIMEOUT_MS, applicationName: 'webhook-inbox-admin' })
+      : undefined,
+    // The fold workers get their own connections, one per claim loop: a fold never waits for a
+    // connection behind ingest, nor an ack behind a fold, and only these few backends compile the
+    // fold functions (a cold backend's first folds cost tens of ms of CPU each).
+    workerSql: foldsHere
+      ? connect(db.url, { max: config.WORKER_CONCURRENCY, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS, applicationName: 'webhook-inbox-worker' })
+      : undefined,
+  };
+}
+
 /** Starts everything ROLE asks for and returns the running service; throws if it cannot start. */
 export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, log } = options;
-  const { url: databaseUrl, embedded } = await openDatabase(config, log);
-  const pool = { max: config.DB_POOL_MAX, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS };
-  const sql = connect(databaseUrl, { ...pool, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS });
   const serveHttp = config.ROLE !== 'worker';
-  // Operators' queries get their own small pool and a longer timeout: a slow listing can neither
-  // starve ingest of connections nor be cut at ingest's 1 s.
-  const adminSql = serveHttp
-    ? connect(databaseUrl, { max: 2, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.ADMIN_STATEMENT_TIMEOUT_MS, applicationName: 'webhook-inbox-admin' })
-    : undefined;
-  // The fold workers get their own connections, one per claim loop: a fold never waits for a
-  // connection behind ingest, nor an ack behind a fold, and only these few backends compile the
-  // fold functions (a cold backend's first folds cost tens of ms of CPU each).
   const foldsHere = config.ROLE !== 'api' && config.WORKER_CONCURRENCY > 0;
-  const workerSql = foldsHere
-    ? connect(databaseUrl, { max: config.WORKER_CONCURRENCY, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS, applicationName: 'webhook-inbox-worker' })
-    : undefined;
+  // Failures here (the embedded Postgres's port taken, a DATABASE_URL that is no URL) were thrown
+  // past every log line, and `npm start` exited 1 without a word: log them like the ones below.
+  let pools: Pools;
+  try {
+    pools = openPools(await openDatabase(config, log), config, serveHttp, foldsHere);
+  } catch (err) {
+    log.fatal({ err }, 'could not start');
+    throw err;
+  }
+  const { databaseUrl, embedded, sql, adminSql, workerSql } = pools;
   const closeDatabase = async () => {
     await Promise.all([sql.end({ timeout: 5 }), adminSql?.end({ timeout: 5 }), workerSql?.end({ timeout: 5 })]);
     await embedded?.stop();

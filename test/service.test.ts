@@ -1,6 +1,8 @@
 // The process lifecycle (src/service.ts): what each ROLE serves and starts, the order of a graceful
 // shutdown, /readyz with the database gone, and SIGTERM/SIGINT on the real process exiting 0.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
 import t from 'tap';
@@ -269,6 +271,30 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     t.match(out, /"msg":"stopped"/);
   });
 }
+
+// Both used to exit 1 with no output at all: the error was thrown before the first log line.
+t.test('a failure to start is logged with what to do, then exits 1', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'webhook-inbox-pgdir-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // A data dir another live process claims (this test's own pid stands in for its postmaster).
+  await writeFile(path.join(dir, 'PG_VERSION'), '18\n');
+  await writeFile(path.join(dir, 'postmaster.pid'), `${process.pid}\n${dir}\n`);
+  const cases = [
+    { env: { EMBEDDED_PG_DIR: dir }, says: /already runs on .*set EMBEDDED_PG_DIR to another folder/ },
+    { env: { DATABASE_URL: 'postgres://user:secret@/db?host=/var/run/postgresql' }, says: /DATABASE_URL cannot be read as postgres:\/\/user:password@host:port\/database/ },
+  ];
+  for (const { env, says } of cases) {
+    const run = spawnSync(process.execPath, [path.join(root, 'src/main.ts')], {
+      env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    t.equal(run.status, 1, `${Object.keys(env)[0]}: exits 1`);
+    t.match(run.stdout, /"level":60.*"msg":"could not start"/, 'logs a fatal line');
+    t.match(run.stdout, says, 'which says what to fix');
+    t.notMatch(run.stdout, /secret@/, 'without the password');
+  }
+});
 
 async function waitFor(cond: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 5000;

@@ -24,6 +24,18 @@ export type DbOptions = {
 };
 
 export function connect(url: string, options: DbOptions = {}): postgres.Sql {
+  try {
+    return pool(url, options);
+  } catch (err) {
+    // postgres.js reads the URL here and throws a bare "Invalid URL" (e.g. for an empty host).
+    throw new Error(
+      "DATABASE_URL cannot be read as postgres://user:password@host:port/database; check it, and percent-encode special characters in the password",
+      { cause: err },
+    );
+  }
+}
+
+function pool(url: string, options: DbOptions): postgres.Sql {
   return postgres(url, {
     max: options.max ?? 10,
     // postgres.js takes seconds here; a dead database must fail fast so ingest can answer 503.
