@@ -1,9 +1,10 @@
 // `npm run migrate`: apply sql/*.sql to DATABASE_URL (or the embedded Postgres) and exit.
 // The service does the same at startup; this is for deploy pipelines that migrate first.
+import type postgres from 'postgres';
 import { ConfigError, loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { connect } from './client.ts';
-import { startEmbeddedPostgres } from './embedded.ts';
+import { startEmbeddedPostgres, type Embedded } from './embedded.ts';
 import { migrate } from './migrate.ts';
 
 let config;
@@ -15,19 +16,23 @@ try {
   process.exit(2);
 }
 const log = createLogger(config.LOG_LEVEL);
-const embedded = config.DATABASE_URL
-  ? undefined
-  : await startEmbeddedPostgres({ dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, database: 'webhook_inbox' });
-const sql = connect(config.DATABASE_URL ?? embedded!.url, { max: 1, connectTimeoutMs: 10_000 });
+let embedded: Embedded | undefined;
+let sql: postgres.Sql | undefined;
 let code = 0;
+// Starting the embedded Postgres and reading DATABASE_URL fail too (a taken port, a malformed
+// URL): logged like a failed migration, not thrown as a stack trace.
 try {
+  embedded = config.DATABASE_URL
+    ? undefined
+    : await startEmbeddedPostgres({ dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, database: 'webhook_inbox' });
+  sql = connect(config.DATABASE_URL ?? embedded!.url, { max: 1, connectTimeoutMs: 10_000 });
   const applied = await migrate(sql, log);
   log.info({ applied }, applied.length ? 'migrations applied' : 'database already up to date');
 } catch (err) {
   log.fatal({ err }, 'migration failed');
   code = 1;
 } finally {
-  await sql.end();
+  await sql?.end();
   await embedded?.stop();
 }
 process.exit(code);
