@@ -13,4 +13,7 @@ VOLUME /app/.data
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["npm", "start"]
+# node itself, not `npm start`: `docker stop` sends SIGTERM to the command only. npm exits on it
+# without the signal reaching node (npm -> sh -> node), the container ends, and node is killed
+# mid-request, skipping the ordered shutdown.
+CMD ["node", "src/main.ts"]

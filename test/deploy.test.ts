@@ -1,5 +1,7 @@
 // compose.yaml and the Dockerfile cannot be run here (no Docker engine), so check what can be
-// checked: they parse, agree with the config, and the image gets everything the code imports.
+// checked: they parse, agree with the config, the image gets everything the code imports, and its
+// command stops cleanly on SIGTERM.
+import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -8,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { parse } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config.ts';
+import { freePort } from '../src/db/embedded.ts';
+import { createTestDatabase } from './helpers/db.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
@@ -31,7 +35,7 @@ t.test('compose.yaml runs Postgres and the service with variables the config kno
   t.same(svc.ports, [`${config.PORT}:${config.PORT}`], 'publishes the configured PORT');
 });
 
-t.test('the Dockerfile builds a Node 24, production-only, non-root image that runs npm start', async (t) => {
+t.test('the Dockerfile builds a Node 24, production-only, non-root image that runs the service', async (t) => {
   const text = await readFile(path.join(root, 'Dockerfile'), 'utf8');
   const lines = text.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
   t.match(lines[0], /^FROM node:24[-.\w]*$/);
@@ -39,11 +43,48 @@ t.test('the Dockerfile builds a Node 24, production-only, non-root image that ru
   const user = lines.filter((l) => l.startsWith('USER ')).at(-1);
   t.ok(user && !/root/.test(user), 'runs as a non-root user');
   t.ok(lines.some((l) => l === 'EXPOSE 3000'), 'exposes the default PORT');
-  t.ok(lines.some((l) => /^CMD \["npm", "start"\]$/.test(l)));
+  t.same(dockerCmd(text), ['node', 'src/main.ts'], 'runs node directly (see the next test)');
   for (const l of lines.filter((l) => l.startsWith('COPY '))) {
     for (const src of l.split(/\s+/).slice(1, -1)) t.ok(existsSync(path.join(root, src)), `${src} exists`);
   }
 });
+
+// What `docker stop` does, without an engine: SIGTERM to the image's command, and nothing else.
+// With CMD ["npm", "start"], npm exited at once and node kept running, orphaned: in a container
+// it would then be killed with the container, mid-request, without the ordered shutdown.
+t.test("SIGTERM to the image's command runs the service's ordered shutdown", async (t) => {
+  const db = await createTestDatabase(t);
+  const [command, ...args] = dockerCmd(await readFile(path.join(root, 'Dockerfile'), 'utf8'));
+  const port = await freePort();
+  const child = spawn(command!, args, {
+    cwd: root,
+    env: { PATH: process.env.PATH, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', WORKER_CONCURRENCY: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 30_000;
+  while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the image's command did not start the service:\n${out}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'exits 0');
+  // The service itself is gone too, not only the process we signalled.
+  await new Promise((r) => setTimeout(r, 200));
+  t.notOk(await fetch(`http://127.0.0.1:${port}/readyz`).then(() => true, () => false), 'nothing answers on the port');
+  t.match(out, /"reason":"SIGTERM"/, 'the service got the signal');
+  t.match(out, /"msg":"stopped"/, 'and finished its shutdown');
+});
+
+/** The exec-form CMD of a Dockerfile, as the argv docker runs. */
+function dockerCmd(dockerfile: string): string[] {
+  const line = dockerfile.split('\n').filter((l) => l.startsWith('CMD ')).at(-1);
+  if (!line) throw new Error('the Dockerfile has no CMD');
+  return JSON.parse(line.slice(4));
+}
 
 t.test('everything the service imports at run time is a production dependency', async (t) => {
   const files: string[] = [];
