@@ -33,6 +33,8 @@ t.test('compose.yaml runs Postgres and the service with variables the config kno
   const asStarted = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v.replace(/\$\{[^}]+\}/g, '')]));
   const config = loadConfig(asStarted);
   t.same(svc.ports, [`${config.PORT}:${config.PORT}`], 'publishes the configured PORT');
+  const grace = /^(\d+)s$/.exec(svc.stop_grace_period ?? '10s');
+  t.ok(grace && Number(grace[1]) * 1000 > config.SHUTDOWN_TIMEOUT_MS, 'docker stop waits longer than the service takes to shut down');
 });
 
 t.test('the Dockerfile builds a Node 24, production-only, non-root image that runs the service', async (t) => {
