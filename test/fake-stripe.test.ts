@@ -3,7 +3,8 @@
 // Stripe-Should-Retry, which the client in src/stripe-api builds on.
 import t from 'tap';
 import Stripe from 'stripe';
-import { COLLECTIONS, TEST_KEY, busiestWindow, fixtureObject, startFakeStripe, type FakeStripe, type StripeObject } from './helpers/fake-stripe.ts';
+import { COLLECTIONS, TEST_KEY, busiestWindow, rejection, fixtureObject, startFakeStripe, type FakeStripe, type StripeObject } from './helpers/fake-stripe.ts';
+import { waitFor } from './helpers/fold.ts';
 
 async function fake(t: { teardown: (fn: () => unknown) => void }, options?: Parameters<typeof startFakeStripe>[0]): Promise<FakeStripe> {
   const f = await startFakeStripe(options);
@@ -14,23 +15,6 @@ async function fake(t: { teardown: (fn: () => unknown) => void }, options?: Para
 const customer = (id: string, created: number, fields: Partial<StripeObject> = {}) => fixtureObject('customer', { id, created, ...fields });
 const event = (id: string, type: string, created: number, fields: Partial<StripeObject> = {}) =>
   fixtureObject('event', { id, type, created, data: { object: customer(`cus_of_${id}`, created) }, ...fields });
-
-async function caught(promise: Promise<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail');
-}
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 t.test('every collection path serves its objects by id, as built from the fixtures', async (t) => {
   const f = await fake(t);
@@ -48,15 +32,15 @@ t.test('every collection path serves its objects by id, as built from the fixtur
 
 t.test('a missing object is a 404 resource_missing, as Stripe words it', async (t) => {
   const f = await fake(t);
-  const error = await caught(f.client().customers.retrieve('cus_x'));
+  const error = await rejection(f.client().customers.retrieve('cus_x'));
   t.ok(error instanceof Stripe.errors.StripeInvalidRequestError);
   t.match(error, { statusCode: 404, code: 'resource_missing', param: 'id', message: "No such customer: 'cus_x'" });
   t.match(error.raw, { type: 'invalid_request_error' });
   // A price and a plan may share an id; each is found only under its own path.
   f.put(fixtureObject('plan', { id: 'price_shared' }));
   t.equal((await f.client().plans.retrieve('price_shared')).object, 'plan');
-  t.match(await caught(f.client().prices.retrieve('price_shared')), { statusCode: 404, message: "No such price: 'price_shared'" });
-  t.match(await caught(f.client().rawRequest('GET', '/v1/nothing_here')), { statusCode: 404, message: /^Unrecognized request URL/ });
+  t.match(await rejection(f.client().prices.retrieve('price_shared')), { statusCode: 404, message: "No such price: 'price_shared'" });
+  t.match(await rejection(f.client().rawRequest('GET', '/v1/nothing_here')), { statusCode: 404, message: /^Unrecognized request URL/ });
 });
 
 t.test('a deleted object answers { id, object, deleted: true } and leaves the lists', async (t) => {
@@ -67,7 +51,7 @@ t.test('a deleted object answers { id, object, deleted: true } and leaves the li
   t.same(await f.client().customers.retrieve('cus_gone'), { id: 'cus_gone', object: 'customer', deleted: true });
   t.same((await f.client().customers.list()).data.map((c) => c.id), ['cus_kept']);
   f.remove('customer', 'cus_kept');
-  t.match(await caught(f.client().customers.retrieve('cus_kept')), { statusCode: 404 });
+  t.match(await rejection(f.client().customers.retrieve('cus_kept')), { statusCode: 404 });
 });
 
 t.test('an API key is required and recorded; live keys are refused', async (t) => {
@@ -75,7 +59,7 @@ t.test('an API key is required and recorded; live keys are refused', async (t) =
   await f.client({ key: 'rk_test_restricted' }).customers.list();
   t.equal(f.requests.at(-1)?.key, 'rk_test_restricted');
   for (const key of ['sk_test_unknown', 'sk_live_0123456789']) {
-    const error = await caught(f.client({ key }).customers.list());
+    const error = await rejection(f.client({ key }).customers.list());
     t.ok(error instanceof Stripe.errors.StripeAuthenticationError, key);
     t.match(error, { statusCode: 401, message: /^Invalid API Key provided/ });
     t.notMatch(error.message, key, 'the key is masked in the message');
@@ -111,10 +95,10 @@ t.test('lists page newest first with limit, starting_after, ending_before and ha
   t.same((await stripe.customers.list({ limit: 100, created: { gte: 1003, lte: 1004 } })).data.map((c) => c.id), ['cus_09', 'cus_08', 'cus_07', 'cus_06']);
   t.same((await stripe.customers.list({ created: 1012 })).data.map((c) => c.id), ['cus_24']);
 
-  t.match(await caught(stripe.customers.list({ limit: 101 })), { statusCode: 400, param: 'limit' });
-  t.match(await caught(stripe.customers.list({ starting_after: 'cus_nope' })), { statusCode: 404, param: 'starting_after' });
-  t.match(await caught(stripe.customers.list({ starting_after: 'cus_01', ending_before: 'cus_02' })), { statusCode: 400 });
-  t.match(await caught(stripe.rawRequest('GET', '/v1/customers?colour=red')), { statusCode: 400, message: 'Received unknown parameter: colour' });
+  t.match(await rejection(stripe.customers.list({ limit: 101 })), { statusCode: 400, param: 'limit' });
+  t.match(await rejection(stripe.customers.list({ starting_after: 'cus_nope' })), { statusCode: 404, param: 'starting_after' });
+  t.match(await rejection(stripe.customers.list({ starting_after: 'cus_01', ending_before: 'cus_02' })), { statusCode: 400 });
+  t.match(await rejection(stripe.rawRequest('GET', '/v1/customers?colour=red')), { statusCode: 400, message: 'Received unknown parameter: colour' });
 });
 
 t.test('lists filter on their parent, like ?customer= on invoices', async (t) => {
@@ -149,9 +133,9 @@ t.test('GET /v1/events filters by created, type and types, and pages like any li
   t.same([ids(next), next.has_more], [['evt_1'], false]);
 
   t.same(ids(await stripe.events.list({}, { stripeAccount: 'acct_connected' })), ['evt_acct']);
-  t.match(await caught(stripe.events.list({ type: 'a', types: ['b'] })), { statusCode: 400 });
+  t.match(await rejection(stripe.events.list({ type: 'a', types: ['b'] })), { statusCode: 400 });
   const tooMany = Array.from({ length: 21 }, (_, n) => `t.${n}`);
-  t.match(await caught(stripe.events.list({ types: tooMany })), { statusCode: 400, param: 'types' });
+  t.match(await rejection(stripe.events.list({ types: tooMany })), { statusCode: 400, param: 'types' });
 });
 
 t.test('Stripe-Account scopes objects and events; requests record the account', async (t) => {
@@ -160,8 +144,8 @@ t.test('Stripe-Account scopes objects and events; requests record the account', 
   f.put(customer('cus_connected', 1), { account: 'acct_1' });
   const stripe = f.client();
   t.equal((await stripe.customers.retrieve('cus_connected', {}, { stripeAccount: 'acct_1' })).id, 'cus_connected');
-  t.match(await caught(stripe.customers.retrieve('cus_connected')), { statusCode: 404 });
-  t.match(await caught(stripe.customers.retrieve('cus_platform', {}, { stripeAccount: 'acct_1' })), { statusCode: 404 });
+  t.match(await rejection(stripe.customers.retrieve('cus_connected')), { statusCode: 404 });
+  t.match(await rejection(stripe.customers.retrieve('cus_platform', {}, { stripeAccount: 'acct_1' })), { statusCode: 404 });
   t.same((await stripe.customers.list({}, { stripeAccount: 'acct_2' })).data, []);
   t.same(
     f.requests.map((r) => [r.method, r.path, r.account, r.status]),
@@ -221,7 +205,7 @@ t.test('faults: for the next N requests, a ratio, or until cleared; by path', as
   half.clear();
 
   f.fault({ kind: 'not_found' });
-  const missing = await caught(stripe.customers.retrieve('cus_1'));
+  const missing = await rejection(stripe.customers.retrieve('cus_1'));
   t.match(missing, { statusCode: 404, code: 'resource_missing', message: "No such customer: 'cus_1'" });
   t.equal(await get(), 404, 'until cleared');
   f.clearFaults();
@@ -246,14 +230,14 @@ t.test('the stripe package with maxNetworkRetries: what it retries, and how long
   await t.test('Stripe-Should-Retry: false stops the retries of a 500', async (t) => {
     f.requests.length = 0;
     f.fault({ kind: 'server_error', times: 1, shouldRetry: false });
-    t.match(await caught(stripe.customers.retrieve('cus_1')), { statusCode: 500 });
+    t.match(await rejection(stripe.customers.retrieve('cus_1')), { statusCode: 500 });
     t.same(attempts().map((r) => r.status), [500]);
   });
 
   await t.test('a 429 without Stripe-Should-Retry is not retried at all', async (t) => {
     f.requests.length = 0;
     f.fault({ kind: 'rate_limit', times: 1, retryAfter: 1 });
-    const error = await caught(stripe.customers.retrieve('cus_1'));
+    const error = await rejection(stripe.customers.retrieve('cus_1'));
     t.ok(error instanceof Stripe.errors.StripeRateLimitError);
     t.match(error, { statusCode: 429, code: 'rate_limit', headers: { 'retry-after': '1' } });
     t.same(attempts().map((r) => r.status), [429]);
@@ -273,11 +257,11 @@ t.test('the stripe package with maxNetworkRetries: what it retries, and how long
   await t.test('a slow answer past the timeout is a connection error, retried like one', async (t) => {
     f.requests.length = 0;
     const slow = f.fault({ kind: 'slow', delayMs: 5_000 });
-    const error = await caught(f.client({ timeout: 100, maxNetworkRetries: 1 }).customers.retrieve('cus_1'));
+    const error = await rejection(f.client({ timeout: 100, maxNetworkRetries: 1 }).customers.retrieve('cus_1'));
     slow.clear();
     t.ok(error instanceof Stripe.errors.StripeConnectionError);
     t.match(error.message, /timeout/);
-    await until(() => attempts().length === 2 && attempts().every((r) => r.aborted), 'both attempts to be abandoned');
+    await waitFor(async () => attempts().length === 2 && attempts().every((r) => r.aborted), 10_000, 'both attempts to be abandoned');
   });
 });
 

@@ -5,7 +5,8 @@ import pino from 'pino';
 import t from 'tap';
 import { createStripeApi, encodeQuery, StripeApiError, type Page, type StripeApiOptions } from '../src/stripe-api/client.ts';
 import { createRateLimiter } from '../src/stripe-api/rate-limit.ts';
-import { TEST_KEY, busiestWindow, fixtureObject, startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
+import { TEST_KEY, busiestWindow, fixtureObject, rejection, startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
+import { waitFor } from './helpers/fold.ts';
 
 type Setup = { fake: FakeStripe; api: ReturnType<typeof createStripeApi>; logs: Record<string, unknown>[] };
 
@@ -24,23 +25,6 @@ async function pages(iterable: AsyncIterable<Page>): Promise<Page[]> {
   const all: Page[] = [];
   for await (const page of iterable) all.push(page);
   return all;
-}
-
-async function caught(promise: Promise<unknown>): Promise<any> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the call to fail');
-}
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 t.test('retrieve: found, deleted, and not found', async (t) => {
@@ -83,6 +67,7 @@ t.test('ids are escaped and paths checked before anything is sent', async (t) =>
   t.equal(fake.requests.length, 1);
   t.throws(() => createStripeApi({ apiKey: TEST_KEY, apiBase: 'https://api.stripe.com/v1', log: pino({ level: 'silent' }) }), /no path/);
   t.throws(() => createStripeApi({ apiKey: TEST_KEY, apiBase: 'api.stripe.com', log: pino({ level: 'silent' }) }), /not a URL/);
+  t.throws(() => createStripeApi({ apiKey: 'pk_test_publishable', log: pino({ level: 'silent' }) }), /secret \(sk_...\) or restricted/);
 });
 
 t.test('list pages through a whole collection with starting_after', async (t) => {
@@ -157,7 +142,7 @@ t.test('a 429 pauses the whole client for Retry-After, then the call succeeds', 
   fake.fault({ kind: 'rate_limit', times: 1, retryAfter: 2, path: '/v1/customers/cus_1' });
 
   const first = api.retrieve('customers', 'cus_1');
-  await until(() => fake.requests.some((r) => r.status === 429), 'the 429');
+  await waitFor(async () => fake.requests.some((r) => r.status === 429), 10_000, 'the 429');
   // Another call made during the pause waits for it too.
   const second = api.retrieve('customers', 'cus_2');
   t.match(await Promise.all([first, second]), [{ found: true }, { found: true }]);
@@ -184,7 +169,7 @@ t.test('a 429 the package retries itself (Stripe-Should-Retry: true) still waits
 t.test('429s past the retries: a retryable error with the Retry-After', async (t) => {
   const { fake, api } = await setup(t, { maxNetworkRetries: 2 });
   fake.fault({ kind: 'rate_limit', retryAfter: 0 });
-  const error = await caught(api.retrieve('customers', 'cus_1'));
+  const error = await rejection(api.retrieve('customers', 'cus_1'));
   t.ok(error instanceof StripeApiError);
   t.match(error, { kind: 'rate_limited', retryable: true, retryAfterSeconds: 0, status: 429, path: '/v1/customers/cus_1' });
   t.equal(fake.requests.length, 3, 'one try and two retries');
@@ -199,23 +184,23 @@ t.test('a 500 is retried by the stripe package; one that lasts is a retryable er
 
   fake.requests.length = 0;
   fake.fault({ kind: 'server_error' });
-  const error = await caught(api.retrieve('customers', 'cus_1'));
+  const error = await rejection(api.retrieve('customers', 'cus_1'));
   t.match(error, { name: 'StripeApiError', kind: 'server', retryable: true, status: 500, requestId: /^req_/ });
   t.same(fake.requests.map((r) => r.status), [500, 500, 500]);
   fake.clearFaults();
 
   fake.fault({ kind: 'server_error', times: 1, shouldRetry: false });
-  t.match(await caught(api.retrieve('customers', 'cus_1')), { kind: 'server', retryable: false }, 'Stripe-Should-Retry: false is believed');
+  t.match(await rejection(api.retrieve('customers', 'cus_1')), { kind: 'server', retryable: false }, 'Stripe-Should-Retry: false is believed');
 });
 
 t.test('a slow answer is a timeout, retried, then a retryable error', async (t) => {
   const { fake, api } = await setup(t, { timeoutMs: 150, maxNetworkRetries: 1 });
   fake.put(customer('cus_1'));
   const slow = fake.fault({ kind: 'slow', delayMs: 5000 });
-  const error = await caught(api.retrieve('customers', 'cus_1'));
+  const error = await rejection(api.retrieve('customers', 'cus_1'));
   t.match(error, { name: 'StripeApiError', kind: 'timeout', retryable: true, path: '/v1/customers/cus_1' });
   t.match(error.message, /timed out/);
-  await until(() => fake.requests.length === 2 && fake.requests.every((r) => r.aborted), 'both attempts to be abandoned');
+  await waitFor(async () => fake.requests.length === 2 && fake.requests.every((r) => r.aborted), 10_000, 'both attempts to be abandoned');
   slow.clear();
   t.match(await api.retrieve('customers', 'cus_1'), { found: true });
 });
@@ -223,7 +208,7 @@ t.test('a slow answer is a timeout, retried, then a retryable error', async (t) 
 t.test('a wrong key: an auth error that is not retryable, tried once', async (t) => {
   const { fake } = await setup(t);
   const api = createStripeApi({ apiKey: 'sk_live_0123456789', apiBase: fake.url, log: pino({ level: 'silent' }) });
-  const error = await caught(api.retrieve('customers', 'cus_1'));
+  const error = await rejection(api.retrieve('customers', 'cus_1'));
   t.match(error, { kind: 'auth', retryable: false, status: 401 });
   t.match(error.message, /check the Stripe API key/);
   t.notMatch(error.message, 'sk_live_0123456789');

@@ -93,6 +93,7 @@ const COLLECTION_PATH = /^[a-z0-9_]+(\/[a-z0-9_]+)*$/;
 
 export function createStripeApi(options: StripeApiOptions): StripeApi {
   const { apiKey, log, maxNetworkRetries = DEFAULT_RETRIES, timeoutMs = DEFAULT_TIMEOUT_MS } = options;
+  if (typeof apiKey !== 'string' || !/^(sk|rk)_/.test(apiKey)) throw new TypeError('the Stripe API needs a secret (sk_...) or restricted (rk_...) key');
   const limiter = options.limiter ?? createRateLimiter({ rps: options.rps ?? DEFAULT_RPS });
   const base = parseApiBase(options.apiBase ?? DEFAULT_API_BASE);
 

@@ -114,6 +114,16 @@ export function fixtureObject(type: string, fields: Partial<StripeObject> & { id
   return { ...structuredClone(fixture as StripeObject), ...fields };
 }
 
+/** The error a call ended with, to assert on its fields; a call that succeeds fails the test. */
+export async function rejection(promise: Promise<unknown>): Promise<any> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected the call to fail, it succeeded');
+}
+
 /** The most requests whose arrival times fall within any `windowMs` span (a sliding window). */
 export function busiestWindow(requests: { at: number }[], windowMs = 1000): number {
   const times = requests.map((r) => r.at).sort((a, b) => a - b);
