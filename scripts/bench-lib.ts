@@ -1,5 +1,5 @@
 // Shared pieces of the benchmark scripts: a database to run against, closed loops, percentiles
-// and a table. The service process and signed deliveries come from test/helpers/service.ts.
+// and a table. The service process and signed deliveries come from lib/service.ts and lib/deliver.ts.
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

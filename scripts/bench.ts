@@ -14,8 +14,9 @@ import { parseArgs } from 'node:util';
 import { connect } from '../src/db/client.ts';
 import { insertEvent } from '../src/db/events.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { deliver, signedDelivery, startService } from '../test/helpers/service.ts';
-import { buildStream } from '../test/helpers/stream.ts';
+import { deliver, signedDelivery } from './lib/deliver.ts';
+import { startService } from './lib/service.ts';
+import { buildStream } from './lib/stream.ts';
 import { benchDatabase, closedLoop, cpuPerRow, cpuSnapshot, openLoop, percentile, printTable } from './bench-lib.ts';
 
 const { values: args } = parseArgs({
@@ -45,7 +46,7 @@ Measures, in one run on this machine:
             3 s of warm-up measured apart): ack p50/p99/max, and end-to-end (processed_at -
             received_at) p50/p99
   drain     a backlog of --backlog realistic Stripe events (customers, subscriptions, invoices,
-            payments, refunds... from test/helpers/stream.ts) folded by the service's workers:
+            payments, refunds... from scripts/lib/stream.ts) folded by the service's workers:
             events/s from the first to the last processed_at
 
 Each row also gives the CPU it cost, in µs per row, of the bench itself (the load generator), the

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { root } from '../test/helpers/service.ts';
+import { root } from './lib/service.ts';
 
 const { values: args, positionals } = parseArgs({
   options: { rounds: { type: 'string', default: '1' }, help: { type: 'boolean', short: 'h' } },

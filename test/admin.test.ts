@@ -6,6 +6,7 @@ import { createTestDatabase } from './helpers/db.ts';
 import { testApp } from './helpers/app.ts';
 import { seedEvent } from './helpers/events.ts';
 import { drain, storeEvents, type Ev } from './helpers/fold.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
 
 const TOKEN = 'admin-token-0123456789abcdef';
 const db = await createTestDatabase(t);
@@ -201,7 +202,7 @@ t.test('POST /events/:id/replay re-queues one event, keeps last_error, wakes the
   const [row] = await db.sql`select * from events where id = ${target.id}`;
   t.match(row, { status: 'RECEIVED', attempts: 0, locked_until: null, locked_by: null, last_error: 'bug #12' });
   t.ok((row!.next_attempt_at as Date).getTime() <= Date.now() + 1000, 'due now');
-  await waitFor(() => woken.includes(target.id), 'a NOTIFY with the id');
+  await waitFor(() => woken.includes(target.id), { what: 'a NOTIFY with the id', timeoutMs: 5000 });
 
   const again = await post(`/events/stripe:${target.event_id}/replay`);
   t.equal(again.status, 200, 'replaying a queued event again is harmless');
@@ -362,11 +363,3 @@ t.test('replay of FAILED events after a fix ends PROCESSED', async (t) => {
   const customers = await mine.sql`select id from customers order by id`;
   t.same(customers.map((r) => r.id), ['cus_fix1', 'cus_fix2', 'cus_fix3']);
 });
-
-async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

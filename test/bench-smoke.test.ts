@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { createTestDatabase } from './helpers/db.ts';
-import { root } from './helpers/service.ts';
+import { root } from '../scripts/lib/service.ts';
 
 const db = await createTestDatabase(t);
 

@@ -3,13 +3,13 @@
 // every value the fold plans for a realistic snapshot of each object is stored, none dropped.
 import { isDeepStrictEqual } from 'node:util';
 import t from 'tap';
-import fixtures from './fixtures/stripe-objects.json' with { type: 'json' };
+import fixtures from '../scripts/lib/fixtures/stripe-objects.json' with { type: 'json' };
 import { BY_TABLE, COMMON_COLUMNS, TABLES, tableOf, type ColumnType } from '../src/stripe/catalog.ts';
 import { planEvent, type PlannedWrite } from '../src/stripe/graph.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { drain, resetGraph, storeEvents, type Ev } from './helpers/fold.ts';
 import { readSchema } from './helpers/schema.ts';
-import { buildStream } from './helpers/stream.ts';
+import { buildStream } from '../scripts/lib/stream.ts';
 
 const db = await createTestDatabase(t);
 const sql = db.sql;
@@ -108,7 +108,7 @@ t.test('every value the fold plans is stored, none dropped', async (t) => {
   // A realistic stream, plus one fixture event per object the stream lacks.
   const all = fixtures as Record<string, Record<string, unknown>>;
   const missing = [...BY_TABLE.values()].filter((s) => !all[s.object]).map((s) => s.object);
-  t.same(missing, [], 'a fixture for every object of the catalogue (test/fixtures/stripe-objects.json)');
+  t.same(missing, [], 'a fixture for every object of the catalogue (scripts/lib/fixtures/stripe-objects.json)');
   const stream: Ev[] = buildStream({ seed: 11, customers: 4 });
   const inStream = new Set(stream.map((e) => e.data.object.object));
   let n = 0;

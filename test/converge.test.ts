@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { BY_TABLE, TABLES, refId } from '../src/stripe/catalog.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { drain, graphSnapshot, resetGraph, storeEvents, type Graph } from './helpers/fold.ts';
-import { BASIL, LEGACY, buildStream, type StripeEvent } from './helpers/stream.ts';
+import { BASIL, LEGACY, buildStream, type StripeEvent } from '../scripts/lib/stream.ts';
 
 const db = await createTestDatabase(t);
 const sql = db.sql;

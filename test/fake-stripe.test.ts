@@ -4,7 +4,7 @@
 import t from 'tap';
 import Stripe from 'stripe';
 import { COLLECTIONS, TEST_KEY, busiestWindow, rejection, fixtureObject, startFakeStripe, type FakeStripe, type StripeObject } from './helpers/fake-stripe.ts';
-import { waitFor } from './helpers/fold.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
 
 async function fake(t: { teardown: (fn: () => unknown) => void }, options?: Parameters<typeof startFakeStripe>[0]): Promise<FakeStripe> {
   const f = await startFakeStripe(options);
@@ -261,7 +261,7 @@ t.test('the stripe package with maxNetworkRetries: what it retries, and how long
     slow.clear();
     t.ok(error instanceof Stripe.errors.StripeConnectionError);
     t.match(error.message, /timeout/);
-    await waitFor(async () => attempts().length === 2 && attempts().every((r) => r.aborted), 10_000, 'both attempts to be abandoned');
+    await waitFor(async () => attempts().length === 2 && attempts().every((r) => r.aborted), { timeoutMs: 10_000, what: 'both attempts to be abandoned' });
   });
 });
 

@@ -8,7 +8,9 @@ import path from 'node:path';
 import postgres from 'postgres';
 import t from 'tap';
 import { freePort, startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
-import { deliver, signedDelivery, startService } from './helpers/service.ts';
+import { deliver, signedDelivery } from '../scripts/lib/deliver.ts';
+import { startService } from '../scripts/lib/service.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
 
 const dir = path.join(tmpdir(), `wi-outage-${randomBytes(4).toString('hex')}`);
 const port = await freePort();
@@ -42,24 +44,16 @@ const load = (async () => {
   await Promise.all(inflight);
 })();
 
-const waitFor = async (cond: () => boolean, what: string) => {
-  const deadline = Date.now() + 30_000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
-
-await waitFor(() => sent.filter((s) => s.status === 200).length >= 50, '50 stored deliveries');
+await waitFor(() => sent.filter((s) => s.status === 200).length >= 50, { what: '50 stored deliveries' });
 await pg.stop();
 phase = 'down';
 const downAt = sent.length;
-await waitFor(() => sent.length >= downAt + 100, '100 deliveries while down');
+await waitFor(() => sent.length >= downAt + 100, { what: '100 deliveries while down' });
 phase = 'restarting';
 pg = await startPg();
 phase = 'after';
 const upAt = sent.filter((s) => s.phase === 'after').length;
-await waitFor(() => sent.filter((s) => s.phase === 'after' && s.status === 200).length >= upAt + 50, '50 stored after the restart');
+await waitFor(() => sent.filter((s) => s.phase === 'after' && s.status === 200).length >= upAt + 50, { what: '50 stored after the restart' });
 running = false;
 await load;
 

@@ -7,8 +7,10 @@ import t from 'tap';
 import { createTestDatabase } from './helpers/db.ts';
 import { graphSnapshot, unfinished } from './helpers/fold.ts';
 import { foldInOrder } from './helpers/in-order.ts';
-import { deliverStream, isReady, spawnService, waitUntil, type ServiceProcess } from './helpers/process.ts';
-import { buildStream } from './helpers/stream.ts';
+import { deliverStream } from '../scripts/lib/deliver.ts';
+import { spawnService, type ServiceProcess } from '../scripts/lib/service.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
+import { buildStream } from '../scripts/lib/stream.ts';
 
 // One subtest: tap ends a file's top level on its own between awaited assertions.
 t.test('SIGKILL mid-stream, restart, finish: nothing lost, the in-order graph', async (t) => {
@@ -24,9 +26,9 @@ t.test('SIGKILL mid-stream, restart, finish: nothing lost, the in-order graph', 
   const processes: ServiceProcess[] = [];
   t.teardown(() => Promise.all(processes.map((p) => p.stop())));
   const start = async () => {
-    const service = spawnService(db.url, env);
+    const service = await spawnService(db.url, env);
     processes.push(service);
-    await waitUntil(isReady(url), { what: 'the service to answer /readyz', proc: service, timeoutMs: 60_000 });
+    await service.ready();
     return service;
   };
   const count = async (where: string) =>
@@ -37,7 +39,7 @@ t.test('SIGKILL mid-stream, restart, finish: nothing lost, the in-order graph', 
   t.teardown(() => load.stop());
 
   // Kill it mid-stream, with deliveries in flight and workers folding.
-  await waitUntil(async () => load.acked() >= stream.length * 0.4 && (await count(`status <> 'RECEIVED'`)) > 0, {
+  await waitFor(async () => load.acked() >= stream.length * 0.4 && (await count(`status <> 'RECEIVED'`)) > 0, {
     what: '40% of the stream acknowledged and some of it folded',
     proc: service,
   });
@@ -49,12 +51,12 @@ t.test('SIGKILL mid-stream, restart, finish: nothing lost, the in-order graph', 
   );
 
   // Stripe sees the outage (refused and reset connections) and keeps retrying; then it comes back.
-  await waitUntil(() => load.failedAttempts() > 0, { what: 'deliveries failing while the service is down' });
+  await waitFor(() => load.failedAttempts() > 0, { what: 'deliveries failing while the service is down' });
   service = await start();
   const downMs = Date.now() - killedAt;
 
-  await waitUntil(() => load.acked() === stream.length, { what: 'every event acknowledged', timeoutMs: 40_000 });
-  await waitUntil(async () => (await unfinished(db.sql)) === 0, { what: 'every event folded', proc: service, timeoutMs: 40_000 });
+  await waitFor(() => load.acked() === stream.length, { what: 'every event acknowledged', timeoutMs: 40_000 });
+  await waitFor(async () => (await unfinished(db.sql)) === 0, { what: 'every event folded', proc: service, timeoutMs: 40_000 });
   await service.stop();
   const faultSeconds = (Date.now() - began) / 1000;
 

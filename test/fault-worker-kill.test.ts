@@ -7,8 +7,9 @@ import t from 'tap';
 import { createTestDatabase } from './helpers/db.ts';
 import { graphSnapshot, storeEvents, unfinished } from './helpers/fold.ts';
 import { foldInOrder } from './helpers/in-order.ts';
-import { spawnService, waitUntil, type ServiceProcess } from './helpers/process.ts';
-import { buildStream } from './helpers/stream.ts';
+import { spawnService, type ServiceProcess } from '../scripts/lib/service.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
+import { buildStream } from '../scripts/lib/stream.ts';
 
 // Long enough that the first worker's claims are still leased when it is killed, even on a busy
 // machine; short enough to wait out.
@@ -25,15 +26,15 @@ t.test('SIGKILL a worker mid-fold: its claims wait out the lease, then another w
 
   const processes: ServiceProcess[] = [];
   t.teardown(() => Promise.all(processes.map((p) => p.stop())));
-  const worker = (leaseSeconds: number) => {
-    const p = spawnService(db.url, { ROLE: 'worker', WORKER_BATCH_SIZE: '500', WORKER_LEASE_S: String(leaseSeconds) });
+  const worker = async (leaseSeconds: number) => {
+    const p = await spawnService(db.url, { ROLE: 'worker', WORKER_BATCH_SIZE: '500', WORKER_LEASE_S: String(leaseSeconds) });
     processes.push(p);
     return p;
   };
 
   // Four claim loops of 500 take 2,000 of the backlog at once; kill the process a little way in.
-  const first = worker(LEASE_S);
-  await waitUntil(async () => (await count(`status <> 'RECEIVED'`)) >= 100, {
+  const first = await worker(LEASE_S);
+  await waitFor(async () => (await count(`status <> 'RECEIVED'`)) >= 100, {
     what: 'the first worker to fold 100 events',
     proc: first,
     timeoutMs: 60_000,
@@ -41,7 +42,7 @@ t.test('SIGKILL a worker mid-fold: its claims wait out the lease, then another w
   await first.kill();
   // A fold statement the worker sent before it died still runs to its end, and commits: its
   // events are folded by the first worker, not held. Wait for those to finish before looking.
-  await waitUntil(
+  await waitFor(
     async () =>
       (
         await db.sql`select count(*)::int as n from pg_stat_activity
@@ -57,9 +58,9 @@ t.test('SIGKILL a worker mid-fold: its claims wait out the lease, then another w
   const neverClaimed = await count(`status = 'RECEIVED' and locked_by is null and attempts = 0`);
 
   // A second worker, with the default-length lease so that none of its own claims run out.
-  const second = worker(60);
+  const second = await worker(60);
   const secondStarted = Date.now();
-  await waitUntil(async () => (await unfinished(db.sql)) === 0, {
+  await waitFor(async () => (await unfinished(db.sql)) === 0, {
     what: 'the second worker to fold everything',
     proc: second,
     timeoutMs: 60_000,

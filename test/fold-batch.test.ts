@@ -9,7 +9,8 @@ import { silentLogger } from '../src/log.ts';
 import { planEvent } from '../src/stripe/graph.ts';
 import { MAX_FOLD_BATCH, foldBatch } from '../src/worker/fold.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { resetGraph, storeEvents, waitFor, type Ev } from './helpers/fold.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
+import { resetGraph, storeEvents, type Ev } from './helpers/fold.ts';
 
 const db = await createTestDatabase(t);
 const sql = db.sql;
@@ -102,7 +103,7 @@ t.test('an event whose rows another fold holds is not waited for in the batch, t
   await waitFor(async () => {
     const [w] = await sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`;
     return w!.n > 0;
-  }, 10_000, 'the fold to wait for the advisory lock');
+  }, { timeoutMs: 10_000, what: 'the fold to wait for the advisory lock' });
   t.notOk(finished, 'it waits for the lock while the other transaction holds it');
   await holder`commit`;
   const a = await folding;

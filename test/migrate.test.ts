@@ -7,7 +7,7 @@ import path from 'node:path';
 import t from 'tap';
 import { migrate, MigrationError, readMigrations, SQL_DIR } from '../src/db/migrate.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { root } from './helpers/service.ts';
+import { root } from '../scripts/lib/service.ts';
 
 t.test('running the migrations again is a no-op', async (t) => {
   const db = await createTestDatabase(t);

@@ -7,7 +7,8 @@ import { startWorkers } from '../src/worker/index.ts';
 import { sweepLinks } from '../src/worker/sweeps.ts';
 import { testConfig } from './helpers/app.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { drain, resetGraph, storeEvents, waitFor, type Ev } from './helpers/fold.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
+import { drain, resetGraph, storeEvents, type Ev } from './helpers/fold.ts';
 
 const db = await createTestDatabase(t);
 const sql = db.sql;

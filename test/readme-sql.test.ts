@@ -6,8 +6,8 @@ import t from 'tap';
 import { createTestDatabase } from './helpers/db.ts';
 import { seedEvent } from './helpers/events.ts';
 import { drain, storeEvents } from './helpers/fold.ts';
-import { root } from './helpers/service.ts';
-import { BASIL, buildStream } from './helpers/stream.ts';
+import { root } from '../scripts/lib/service.ts';
+import { BASIL, buildStream } from '../scripts/lib/stream.ts';
 
 const readme = await readFile(path.join(root, 'README.md'), 'utf8');
 const section = readme.split(/^## /m).find((s) => s.startsWith('Answering questions with SQL\n'));

@@ -9,7 +9,7 @@ import t from 'tap';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { seedEvent } from './helpers/events.ts';
 import { drain, storeEvents, type Ev } from './helpers/fold.ts';
-import { root } from './helpers/service.ts';
+import { root } from '../scripts/lib/service.ts';
 
 const script = path.join(root, 'scripts/replay.ts');
 

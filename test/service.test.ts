@@ -12,8 +12,10 @@ import { signStripe, stripeEvent, testConfig } from './helpers/app.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { seedEvent } from './helpers/events.ts';
 import { startProxy } from './helpers/proxy.ts';
-import { root, SECRET } from './helpers/service.ts';
+import { SECRET } from '../scripts/lib/deliver.ts';
+import { root } from '../scripts/lib/service.ts';
 import { freePort } from '../src/db/embedded.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
 
 const db = await createTestDatabase(t);
 const config = (env: Record<string, string | undefined> = {}) =>
@@ -162,7 +164,7 @@ t.test('shutdown order: HTTP drained and workers stopped (pool still open), then
     req.write(body.slice(0, 100));
     inflight = req;
   });
-  await waitFor(() => service.inFlight() === 1, 'the request to reach the handler');
+  await waitFor(() => service.inFlight() === 1, { what: 'the request to reach the handler', timeoutMs: 5000, intervalMs: 5 });
   const stopped = service.stop('test');
   inflight.end(body.slice(100));
   t.equal(await answer, 200, 'the request in flight was answered');
@@ -295,11 +297,3 @@ t.test('a failure to start is logged with what to do, then exits 1', async (t) =
     t.notMatch(run.stdout, /secret@/, 'without the password');
   }
 });
-
-async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

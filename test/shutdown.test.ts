@@ -5,7 +5,9 @@
 import postgres from 'postgres';
 import t from 'tap';
 import { createTestDatabase } from './helpers/db.ts';
-import { deliver, signedDelivery, startService } from './helpers/service.ts';
+import { deliver, signedDelivery } from '../scripts/lib/deliver.ts';
+import { startService } from '../scripts/lib/service.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
 
 const db = await createTestDatabase(t);
 const service = await startService(db.url, { WORKER_CONCURRENCY: '4', SHUTDOWN_TIMEOUT_MS: '8000' });
@@ -32,15 +34,7 @@ t.test('SIGTERM under load with workers folding', async (t) => {
     await Promise.all(inflight);
   })();
 
-  const waitFor = async (cond: () => boolean, what: string) => {
-    const deadline = Date.now() + 30_000;
-    while (!cond()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-
-  await waitFor(() => sent.filter((s) => s.status === 200).length >= 200, '200 stored deliveries');
+  await waitFor(() => sent.filter((s) => s.status === 200).length >= 200, { what: '200 stored deliveries' });
   const signalledAt = Date.now();
   signalled = true;
   service.child.kill('SIGTERM');
@@ -48,7 +42,7 @@ t.test('SIGTERM under load with workers folding', async (t) => {
   const took = Date.now() - signalledAt;
   // Keep sending a moment after the exit: those must all be refused (status 0), never a 200.
   const exitedAt = sent.length;
-  await waitFor(() => sent.length >= exitedAt + 20, '20 deliveries after the exit');
+  await waitFor(() => sent.length >= exitedAt + 20, { what: '20 deliveries after the exit' });
   running = false;
   await load;
 

@@ -2,7 +2,7 @@
 // like the API version it claims, and with every reference pointing at an object it contains.
 import fc from 'fast-check';
 import t from 'tap';
-import { BASIL, LEGACY, buildStream, objectsOf, type StripeEvent } from './helpers/stream.ts';
+import { BASIL, LEGACY, buildStream, objectsOf, type StripeEvent } from '../scripts/lib/stream.ts';
 
 type Obj = Record<string, any>;
 

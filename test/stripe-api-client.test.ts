@@ -6,7 +6,7 @@ import t from 'tap';
 import { createStripeApi, encodeQuery, StripeApiError, type Page, type StripeApiOptions } from '../src/stripe-api/client.ts';
 import { createRateLimiter } from '../src/stripe-api/rate-limit.ts';
 import { TEST_KEY, busiestWindow, fixtureObject, rejection, startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
-import { waitFor } from './helpers/fold.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
 
 type Setup = { fake: FakeStripe; api: ReturnType<typeof createStripeApi>; logs: Record<string, unknown>[] };
 
@@ -142,7 +142,7 @@ t.test('a 429 pauses the whole client for Retry-After, then the call succeeds', 
   fake.fault({ kind: 'rate_limit', times: 1, retryAfter: 2, path: '/v1/customers/cus_1' });
 
   const first = api.retrieve('customers', 'cus_1');
-  await waitFor(async () => fake.requests.some((r) => r.status === 429), 10_000, 'the 429');
+  await waitFor(async () => fake.requests.some((r) => r.status === 429), { timeoutMs: 10_000, what: 'the 429' });
   // Another call made during the pause waits for it too.
   const second = api.retrieve('customers', 'cus_2');
   t.match(await Promise.all([first, second]), [{ found: true }, { found: true }]);
@@ -200,7 +200,7 @@ t.test('a slow answer is a timeout, retried, then a retryable error', async (t) 
   const error = await rejection(api.retrieve('customers', 'cus_1'));
   t.match(error, { name: 'StripeApiError', kind: 'timeout', retryable: true, path: '/v1/customers/cus_1' });
   t.match(error.message, /timed out/);
-  await waitFor(async () => fake.requests.length === 2 && fake.requests.every((r) => r.aborted), 10_000, 'both attempts to be abandoned');
+  await waitFor(async () => fake.requests.length === 2 && fake.requests.every((r) => r.aborted), { timeoutMs: 10_000, what: 'both attempts to be abandoned' });
   slow.clear();
   t.match(await api.retrieve('customers', 'cus_1'), { found: true });
 });

@@ -7,6 +7,9 @@ import type postgres from 'postgres';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { createApp } from '../../src/http/app.ts';
 import { silentLogger } from '../../src/log.ts';
+import { eventId, stripeEvent } from '../../scripts/lib/deliver.ts';
+
+export { eventId, stripeEvent };
 
 export const STRIPE_SECRET = 'whsec_test_current_0123456789abcdef';
 export const STRIPE_OLD_SECRET = 'whsec_test_previous_0123456789abcdef';
@@ -24,32 +27,6 @@ export function testConfig(overrides: Record<string, string | undefined> = {}): 
 
 export function testApp(sql: postgres.Sql, overrides: Record<string, string | undefined> = {}) {
   return createApp({ sql, config: testConfig(overrides), log: silentLogger() });
-}
-
-export function eventId(): string {
-  return `evt_${randomBytes(12).toString('hex')}`;
-}
-
-/** A Stripe event envelope around `object`; pads to roughly `bytes` with metadata if asked. */
-export function stripeEvent(fields: Partial<Record<string, unknown>> = {}, bytes = 0): Record<string, unknown> {
-  const event: Record<string, unknown> = {
-    id: eventId(),
-    object: 'event',
-    api_version: '2025-03-31.basil',
-    created: Math.floor(Date.now() / 1000),
-    livemode: false,
-    pending_webhooks: 1,
-    request: { id: null, idempotency_key: null },
-    type: 'customer.created',
-    data: { object: { id: `cus_${randomBytes(7).toString('hex')}`, object: 'customer', metadata: {} } },
-    ...fields,
-  };
-  if (bytes > 0) {
-    const size = JSON.stringify(event).length;
-    const object = (event.data as { object: Record<string, unknown> }).object;
-    object.description = 'x'.repeat(Math.max(0, bytes - size - 20));
-  }
-  return event;
 }
 
 export function signStripe(

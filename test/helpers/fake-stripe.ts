@@ -5,8 +5,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
-import apiObjects from '../fixtures/stripe-api-objects.json' with { type: 'json' };
-import objects from '../fixtures/stripe-objects.json' with { type: 'json' };
+import apiObjects from '../../scripts/lib/fixtures/stripe-api-objects.json' with { type: 'json' };
+import objects from '../../scripts/lib/fixtures/stripe-objects.json' with { type: 'json' };
 
 export type StripeObject = { id: string; object: string; created?: number; [field: string]: unknown };
 /** A v2 event: `created` is an ISO timestamp there, and `context` names the account. */
@@ -110,7 +110,7 @@ const FIXTURES: Record<string, unknown> = { ...objects, ...apiObjects };
 /** A deep copy of Stripe's published example of `type` (test/fixtures), with `fields` set on top. */
 export function fixtureObject(type: string, fields: Partial<StripeObject> & { id: string }): StripeObject {
   const fixture = FIXTURES[type];
-  if (!fixture) throw new Error(`no fixture for '${type}': add it to test/fixtures/stripe-api-objects.json`);
+  if (!fixture) throw new Error(`no fixture for '${type}': add it to scripts/lib/fixtures/stripe-api-objects.json`);
   return { ...structuredClone(fixture as StripeObject), ...fields };
 }
 

@@ -5,6 +5,7 @@ import { insertEvent } from '../../src/db/events.ts';
 import { BY_TABLE, TABLES } from '../../src/stripe/catalog.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import { startWorkers } from '../../src/worker/index.ts';
+import { waitFor } from '../../scripts/lib/wait.ts';
 import { testConfig } from './app.ts';
 
 export type Ev = { id: string; type: string; created: number; api_version?: string; account?: string; data: { object: Record<string, any> } };
@@ -22,15 +23,6 @@ export async function storeEvents(sql: postgres.Sql, events: Ev[]): Promise<void
       created: e.created,
       body: JSON.stringify(e),
     });
-  }
-}
-
-/** Waits, without fixed sleeps, until `check` holds (polling the database every 20 ms). */
-export async function waitFor(check: () => Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
@@ -53,7 +45,7 @@ export async function drain(
   const log = process.env.TEST_LOG ? createLogger(process.env.TEST_LOG, { pretty: false }) : silentLogger();
   const workers = await startWorkers({ sql, databaseUrl: '', config, log, schedules: false, busy: options.busy, onPause: options.onPause });
   try {
-    await waitFor(async () => (await unfinished(sql)) === 0, 20_000, 'the queue to drain');
+    await waitFor(async () => (await unfinished(sql)) === 0, { timeoutMs: 20_000, what: 'the queue to drain' });
   } finally {
     await workers.stop();
   }

@@ -4,7 +4,8 @@ import type postgres from 'postgres';
 import { silentLogger } from '../../src/log.ts';
 import { startWorkers } from '../../src/worker/index.ts';
 import { testConfig } from './app.ts';
-import { storeEvents, unfinished, waitFor, type Ev } from './fold.ts';
+import { waitFor } from '../../scripts/lib/wait.ts';
+import { storeEvents, unfinished, type Ev } from './fold.ts';
 
 /** Like drain() with one worker, but with room for a few thousand events on a busy machine. */
 export async function foldInOrder(sql: postgres.Sql, events: Ev[], timeoutMs = 60_000): Promise<void> {
@@ -12,7 +13,7 @@ export async function foldInOrder(sql: postgres.Sql, events: Ev[], timeoutMs = 6
   const config = testConfig({ WORKER_CONCURRENCY: '1', WORKER_BATCH_SIZE: '100', WORKER_POLL_MS: '20' });
   const workers = await startWorkers({ sql, databaseUrl: '', config, log: silentLogger(), schedules: false });
   try {
-    await waitFor(async () => (await unfinished(sql)) === 0, timeoutMs, 'the in-order fold');
+    await waitFor(async () => (await unfinished(sql)) === 0, { timeoutMs, what: 'the in-order fold' });
   } finally {
     await workers.stop();
   }

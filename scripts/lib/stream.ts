@@ -1,7 +1,8 @@
-// A realistic Stripe webhook stream for the fold tests: per customer, the events Stripe sends from
-// sign-up through payment, refunds, disputes and cancellation, in the order Stripe produced them.
-// Pure and deterministic per seed: it reads only test/fixtures, never a database, a clock or the network.
-import fixtures from '../fixtures/stripe-objects.json' with { type: 'json' };
+// A realistic Stripe webhook stream for the fold tests and the bench: per customer, the events
+// Stripe sends from sign-up through payment, refunds, disputes and cancellation, in the order Stripe
+// produced them. Pure and deterministic per seed: it reads only its fixtures, never a database, a
+// clock or the network.
+import fixtures from './fixtures/stripe-objects.json' with { type: 'json' };
 
 export type StripeEvent = {
   id: string;

@@ -1,0 +1,84 @@
+// The service as a real child process (node src/main.ts), for the bench, the fault tests and the
+// tests of the process lifecycle: the one place that spawns it. Never imports test/.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../../src/db/embedded.ts';
+import { SECRET } from './deliver.ts';
+import { waitFor } from './wait.ts';
+
+export const root = fileURLToPath(new URL('../..', import.meta.url));
+
+export type ServiceProcess = {
+  /** http://127.0.0.1:port */
+  url: string;
+  child: ChildProcess;
+  pid: number;
+  /** Resolves when the process has exited, whatever the reason. */
+  exited: Promise<void>;
+  /** Resolves once /readyz answers 200; throws if the process exits first or after 60 s. */
+  ready(): Promise<void>;
+  /** SIGKILL: no shutdown code runs, sockets are reset by the kernel. Resolves once it is gone. */
+  kill(): Promise<void>;
+  /** SIGTERM and wait (SIGKILL after 15 s). */
+  stop(): Promise<void>;
+};
+
+export const isReady = (url: string) => (): Promise<boolean> => fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+
+/**
+ * Starts src/main.ts against `databaseUrl` with the bench's Stripe secret, on `env.PORT` if given
+ * (a restart then answers at the same address, as a Stripe endpoint does) or a free port, and
+ * returns at once: await `ready()` before sending.
+ */
+export async function spawnService(databaseUrl: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const port = env.PORT ?? String(await freePort());
+  const child = spawn(process.execPath, [path.join(root, 'src/main.ts')], {
+    env: {
+      PATH: process.env.PATH,
+      DATABASE_URL: databaseUrl,
+      HOST: '127.0.0.1',
+      STRIPE_WEBHOOK_SECRET: SECRET,
+      LOG_LEVEL: 'warn',
+      ...env,
+      PORT: port,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  const exited = new Promise<void>((resolve) => {
+    if (gone()) resolve();
+    else child.once('exit', () => resolve());
+  });
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    child,
+    pid: child.pid!,
+    exited,
+    ready: () => waitFor(isReady(url), { what: 'the service to answer /readyz', proc: { child }, timeoutMs: 60_000, intervalMs: 100 }),
+    async kill() {
+      if (!gone()) child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (gone()) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** spawnService, then waits until it is ready. */
+export async function startService(databaseUrl: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const service = await spawnService(databaseUrl, env);
+  try {
+    await service.ready();
+  } catch (err) {
+    await service.stop();
+    throw err;
+  }
+  return service;
+}
