@@ -1,10 +1,13 @@
 // startWorkers: the claim loops (hot path) and the pg-boss schedules around them, started once per
-// process. ROLE=api processes never call this.
+// process, and, with STRIPE_API_KEY, the parent fetcher, which reads Stripe's API. ROLE=api
+// processes never call this.
 import type postgres from 'postgres';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { startClaimLoops } from './claim.ts';
-import type { FoldOutcome } from '../metrics.ts';
+import type { FoldOutcome, StripeApiObserver } from '../metrics.ts';
+import { stripeApiOf } from '../stripe-api/from-config.ts';
+import { startParentFetcher, type ParentFetcher } from './parent-fetch.ts';
 import { startSweeps, sweepLeases, sweepLinks, type Sweep, type Sweeper } from './sweeps.ts';
 
 export type Workers = { stop(): Promise<void> };
@@ -24,11 +27,19 @@ export type WorkerDeps = {
   onPause?: (seconds: number) => void;
   /** Tests that only exercise folding skip pg-boss; the service always starts it. */
   schedules?: boolean;
+  /** Counts what the Stripe API readers do (parent fetches, thin events, recovered events). */
+  observeStripeApi?: StripeApiObserver;
 };
 
 export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   const { sql, config, log } = deps;
   const wlog = log.child({ component: 'worker' });
+  const api = stripeApiOf(config, log);
+  if (!api) {
+    log.info(
+      'STRIPE_API_KEY is not set: parents that never arrive are not fetched from Stripe; set a restricted key with read access to turn it on',
+    );
+  }
   const loops = await startClaimLoops({
     sql,
     log: wlog,
@@ -46,6 +57,18 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     },
   });
 
+  let fetcher: ParentFetcher | undefined;
+  if (api) {
+    fetcher = startParentFetcher({
+      sql,
+      api,
+      log: log.child({ component: 'parent-fetch' }),
+      afterSeconds: config.PARENT_FETCH_AFTER_S,
+      pollMs: config.WORKER_POLL_MS,
+      onOutcome: deps.observeStripeApi?.parentFetch,
+    });
+  }
+
   let sweeper: Sweeper | undefined;
   if (deps.schedules !== false) {
     const slog = log.child({ component: 'sweeps' });
@@ -57,15 +80,16 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     try {
       sweeper = await startSweeps({ databaseUrl: deps.databaseUrl, sweeps, log: slog });
     } catch (err) {
-      await loops.stop();
+      await Promise.all([loops.stop(), fetcher?.stop()]);
       throw err;
     }
   }
 
   return {
     async stop() {
-      // Claims first (folds in flight finish, unstarted ones are released), then the schedules.
-      await loops.stop();
+      // Claims and parent fetches first (folds in flight finish, unstarted ones are released),
+      // then the schedules.
+      await Promise.all([loops.stop(), fetcher?.stop()]);
       await sweeper?.stop();
     },
   };
