@@ -1,6 +1,6 @@
 // startWorkers: the claim loops (hot path) and the pg-boss schedules around them, started once per
-// process, and, with STRIPE_API_KEY, the parent fetcher, which reads Stripe's API. ROLE=api
-// processes never call this.
+// process, and, with STRIPE_API_KEY, what reads Stripe's API: the parent fetcher and the
+// thin-event fetcher. ROLE=api processes never call this.
 import type postgres from 'postgres';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -9,6 +9,7 @@ import type { FoldOutcome, StripeApiObserver } from '../metrics.ts';
 import { stripeApiOf } from '../stripe-api/from-config.ts';
 import { startParentFetcher, type ParentFetcher } from './parent-fetch.ts';
 import { startSweeps, sweepLeases, sweepLinks, type Sweep, type Sweeper } from './sweeps.ts';
+import { createThinEvents } from './thin-events.ts';
 
 export type Workers = { stop(): Promise<void> };
 
@@ -37,9 +38,20 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   const api = stripeApiOf(config, log);
   if (!api) {
     log.info(
-      'STRIPE_API_KEY is not set: parents that never arrive are not fetched from Stripe; set a restricted key with read access to turn it on',
+      'STRIPE_API_KEY is not set: parent fetch and thin-event folding are off (thin events are stored and wait for a key); set a restricted key with read access to turn them on',
     );
   }
+  const thin = createThinEvents({
+    sql,
+    api,
+    log: log.child({ component: 'thin-events' }),
+    leaseSeconds: config.WORKER_LEASE_S,
+    maxAttempts: config.WORKER_MAX_ATTEMPTS,
+    retryBaseMs: config.RETRY_BASE_MS,
+    retryMaxMs: config.RETRY_MAX_MS,
+    onOutcome: deps.observeStripeApi?.thinEvent,
+  });
+  await thin.start();
   const loops = await startClaimLoops({
     sql,
     log: wlog,
@@ -54,6 +66,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       maxAttempts: config.WORKER_MAX_ATTEMPTS,
       retryBaseMs: config.RETRY_BASE_MS,
       retryMaxMs: config.RETRY_MAX_MS,
+      handOff: thin.handOff,
     },
   });
 
@@ -81,15 +94,17 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       sweeper = await startSweeps({ databaseUrl: deps.databaseUrl, sweeps, log: slog });
     } catch (err) {
       await Promise.all([loops.stop(), fetcher?.stop()]);
+      await thin.stop();
       throw err;
     }
   }
 
   return {
     async stop() {
-      // Claims and parent fetches first (folds in flight finish, unstarted ones are released),
-      // then the schedules.
+      // Claims first (folds in flight finish, unstarted ones are released; no more hand-offs),
+      // then the Stripe API readers, then the schedules.
       await Promise.all([loops.stop(), fetcher?.stop()]);
+      await thin.stop();
       await sweeper?.stop();
     },
   };
