@@ -1,6 +1,6 @@
 // startWorkers: the claim loops (hot path) and the pg-boss schedules around them, started once per
-// process, and, with STRIPE_API_KEY, what reads Stripe's API: the parent fetcher and the
-// thin-event fetcher. ROLE=api processes never call this.
+// process, and, with STRIPE_API_KEY, what reads Stripe's API: the parent fetcher, the thin-event
+// fetcher and the reconcile-events schedule. ROLE=api processes never call this.
 import type postgres from 'postgres';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -8,6 +8,7 @@ import { startClaimLoops } from './claim.ts';
 import type { FoldOutcome, StripeApiObserver } from '../metrics.ts';
 import { stripeApiOf } from '../stripe-api/from-config.ts';
 import { startParentFetcher, type ParentFetcher } from './parent-fetch.ts';
+import { reconcileSweep } from './reconcile.ts';
 import { startSweeps, sweepLeases, sweepLinks, type Sweep, type Sweeper } from './sweeps.ts';
 import { createThinEvents } from './thin-events.ts';
 
@@ -38,7 +39,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   const api = stripeApiOf(config, log);
   if (!api) {
     log.info(
-      'STRIPE_API_KEY is not set: parent fetch and thin-event folding are off (thin events are stored and wait for a key); set a restricted key with read access to turn them on',
+      'STRIPE_API_KEY is not set: parent fetch, reconciliation of missed events and thin-event folding are off (thin events are stored and wait for a key); set a restricted key with read access to turn them on',
     );
   }
   const thin = createThinEvents({
@@ -90,6 +91,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       { name: 'recover-leases', cron: '* * * * *', run: () => sweepLeases(sql, slog) },
       ...(deps.sweeps ?? []),
     ];
+    if (api && config.RECONCILE_EVERY) sweeps.push(reconcileSweep(sql, api, config, slog, deps.observeStripeApi));
     try {
       sweeper = await startSweeps({ databaseUrl: deps.databaseUrl, sweeps, log: slog });
     } catch (err) {

@@ -1,0 +1,108 @@
+// What the command-line tools that read Stripe's API share (npm run reconcile, npm run backfill):
+// the configuration, the database as npm start finds it, the Stripe client, a progress line on a
+// TTY, and Ctrl-C that stops after the work in flight. Exit codes: 0 done, 1 failed or
+// interrupted (run it again), 2 bad arguments or configuration.
+import pino from 'pino';
+import type postgres from 'postgres';
+import { ConfigError, loadConfig, type Config } from '../../src/config.ts';
+import { connect } from '../../src/db/client.ts';
+import { embeddedUrl, startEmbeddedPostgres, type Embedded } from '../../src/db/embedded.ts';
+import { pendingMigrations } from '../../src/db/migrate.ts';
+import type { Logger } from '../../src/log.ts';
+import type { StripeApi } from '../../src/stripe-api/client.ts';
+import { stripeApiOf } from '../../src/stripe-api/from-config.ts';
+
+export class UsageError extends Error {}
+
+export const out = (line: string) => process.stdout.write(`${line}\n`);
+export const tty = process.stderr.isTTY === true;
+export const num = (n: number) => n.toLocaleString('en-US');
+
+export function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)}s`;
+  const m = Math.floor(seconds / 60);
+  return m < 60 ? `${m}m${String(Math.round(seconds % 60)).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+/** On a TTY: one line on stderr, rewritten in place. Elsewhere nothing (the summary says it all). */
+export function progress(line: string): void {
+  if (tty) process.stderr.write(`\r\x1b[K${line}`);
+}
+
+export function clearProgress(): void {
+  if (tty) process.stderr.write('\r\x1b[K');
+}
+
+/** The configuration and a Stripe client, or the exit code after saying what is wrong. */
+export function configure(tool: string): { config: Config; api: StripeApi; log: Logger } | number {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${tool}: ${err.message}\n`);
+    return 2;
+  }
+  // Warnings and errors only, on stderr: stdout is the tool's own summary.
+  const log = pino({ level: process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', base: { service: 'webhook-inbox' } }, pino.destination({ fd: 2, sync: true }));
+  const api = stripeApiOf(config, log);
+  if (!api) {
+    process.stderr.write(`${tool}: STRIPE_API_KEY is not set: give it a restricted key (rk_...) with read access (see README, "Stripe's API as the source of truth")\n`);
+    return 2;
+  }
+  return { config, api, log };
+}
+
+export type Database = { sql: postgres.Sql; close: () => Promise<void> };
+
+/**
+ * DATABASE_URL, or the embedded Postgres as npm start uses it (already running, or started here),
+ * migrated: a tool never migrates by itself. The exit code after saying why when it cannot.
+ */
+export async function openDatabase(tool: string, config: Config): Promise<Database | number> {
+  const options = { max: 4, connectTimeoutMs: 5000, statementTimeoutMs: 600_000, applicationName: `webhook-inbox-${tool}` };
+  let sql: postgres.Sql;
+  let embedded: Embedded | undefined;
+  try {
+    if (config.DATABASE_URL) sql = connect(config.DATABASE_URL, options);
+    else {
+      const running = connect(embeddedUrl(config.EMBEDDED_PG_PORT, 'webhook_inbox'), { ...options, connectTimeoutMs: 1000 });
+      try {
+        await running`select 1`;
+        sql = running;
+      } catch {
+        await running.end({ timeout: 1 });
+        embedded = await startEmbeddedPostgres({ dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, database: 'webhook_inbox' });
+        sql = connect(embedded.url, options);
+      }
+    }
+    await sql`select 1`;
+  } catch (err) {
+    process.stderr.write(`${tool}: cannot reach the database (${(err as Error).message}); check DATABASE_URL\n`);
+    await embedded?.stop();
+    return 1;
+  }
+  const close = async () => {
+    await sql.end({ timeout: 5 });
+    await embedded?.stop();
+  };
+  const pending = await pendingMigrations(sql);
+  if (pending.length > 0) {
+    process.stderr.write(`${tool}: the database lacks migrations ${pending.join(', ')}: run npm run migrate (or start the service) first\n`);
+    await close();
+    return 1;
+  }
+  return { sql, close };
+}
+
+/** Ctrl-C or SIGTERM: stop after the work in flight (the signal); a second Ctrl-C exits at once. */
+export function interruptible(): AbortSignal {
+  const abort = new AbortController();
+  process.on('SIGINT', () => {
+    if (abort.signal.aborted) process.exit(1);
+    abort.abort();
+  });
+  process.on('SIGTERM', () => abort.abort());
+  return abort.signal;
+}
