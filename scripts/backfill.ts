@@ -1,11 +1,22 @@
 // `npm run backfill -- ...`: list Stripe objects from the API, parents first, and fold them as
 // snapshots read now, so a new install starts with its whole graph linked. Resumable: the cursor
 // is stored after every object. --dry-run only counts. Run with --help for the flags.
-import { parseArgs } from 'node:util';
-import { z } from 'zod';
-import { filterFields } from '../src/db/admin.ts';
 import { NOT_LISTABLE, backfillTables, orderTables, runBackfill, type BackfillProgress } from '../src/worker/backfill.ts';
-import { UsageError, clearProgress, configure, duration, interruptible, num, openDatabase, out, progress } from './lib/cli.ts';
+import { UsageError, clearProgress, parseFlags, duration, num, out, parseTime, progress, runTool } from './lib/cli.ts';
+
+/** Words filled into lines of at most 100 characters, each indented. */
+function wrap(text: string, indent: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && indent + line.length + 1 + word.length > 100) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines.map((l) => ' '.repeat(indent) + l).join('\n');
+}
 
 const HELP = `Usage: npm run backfill -- [options]
 
@@ -23,8 +34,9 @@ a crash. Once a run has finished, the same command starts a new one.
 Options:
   --objects <list>    Tables to fill, comma-separated, in any order (they are filled parents
                       first). Default: all of them:
-                        ${backfillTables().join(', ')}
-                      Not listable on their own: ${Object.entries(NOT_LISTABLE).map(([t, why]) => `${t} (${why})`).join('; ')}.
+${wrap(backfillTables().join(', '), 24)}
+                      Not listable on their own:
+${wrap(Object.entries(NOT_LISTABLE).map(([t, why]) => `${t}: ${why}.`).join(' '), 24)}
   --since <time>      Only objects created at or after: a date (2024-05-01), an ISO-8601 time
                       with an offset, or an age (90m, 24h, 30d).
   --account <acct_>   Read a connected account's objects (Stripe-Account).
@@ -47,34 +59,19 @@ Exit status: 0 done, 1 failed or interrupted (run it again to carry on), 2 bad a
 type Plan = { tables: string[]; since?: Date; account?: string; dryRun: boolean };
 
 function parseCommandLine(argv: string[]): Plan | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        objects: { type: 'string' },
-        since: { type: 'string' },
-        account: { type: 'string' },
-        'dry-run': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0]!);
-  }
+  const values = parseFlags(argv, {
+    objects: { type: 'string' },
+    since: { type: 'string' },
+    account: { type: 'string' },
+    'dry-run': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) return 'help';
   const names = values.objects === undefined ? backfillTables() : values.objects.split(',').map((s) => s.trim()).filter((s) => s !== '');
   if (names.length === 0) throw new UsageError('--objects: name at least one table, e.g. customers,invoices');
   const ordered = orderTables(names);
   if ('error' in ordered) throw new UsageError(`--objects: ${ordered.error}`);
-  let since: Date | undefined;
-  if (values.since !== undefined) {
-    const parsed = z.object({ since: filterFields.from }).safeParse({ since: values.since });
-    if (!parsed.success) throw new UsageError(`--since: ${parsed.error.issues[0]!.message}`);
-    since = new Date(parsed.data.since!);
-  }
+  const since = values.since === undefined ? undefined : parseTime('--since', values.since);
   if (values.account !== undefined && !/^acct_\w+$/.test(values.account)) throw new UsageError(`--account ${values.account}: expected an acct_... id`);
   return { tables: ordered.tables, since, account: values.account, dryRun: values['dry-run'] };
 }
@@ -94,69 +91,40 @@ function progressText(p: BackfillProgress, since: Date | undefined, dryRun: bool
   return text;
 }
 
-async function main(): Promise<number> {
-  let plan: Plan | 'help';
-  try {
-    plan = parseCommandLine(process.argv.slice(2));
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`backfill: ${err.message}\nTry: npm run backfill -- --help\n`);
-    return 2;
-  }
-  if (plan === 'help') {
-    out(HELP.trimEnd());
-    return 0;
-  }
-  const setup = configure('backfill');
-  if (typeof setup === 'number') return setup;
-  const { config, api, log } = setup;
-  const db = await openDatabase('backfill', config);
-  if (typeof db === 'number') return db;
-  const signal = interruptible();
+await runTool('backfill', HELP, parseCommandLine, async (plan, { api, log, sql, signal }) => {
   const { dryRun, since } = plan;
-
   const started = Date.now();
-  try {
-    const report = await runBackfill({
-      sql: db.sql,
-      api,
-      log,
-      tables: plan.tables,
-      account: plan.account,
-      since,
-      dryRun,
-      signal,
-      onProgress: (p) => progress(progressText(p, since, dryRun)),
-      onTable: (p) => {
-        clearProgress();
-        const seconds = (Date.now() - p.startedAt) / 1000;
-        out(
-          dryRun
-            ? `${p.table}: ${num(p.count)} listed, ${num(p.existing)} already in the database`
-            : `${p.table}: ${num(p.count)} folded (${num(p.countedHere)} in ${duration(seconds)}, ${num(Math.round(p.countedHere / Math.max(seconds, 0.001)))}/s)`,
-        );
-      },
-    });
-    clearProgress();
-    const total = Object.values(report.counts).reduce((n, c) => n + c, 0);
-    if (report.interrupted) {
-      out(`interrupted: ${num(total)} objects folded so far (run ${report.run}); run the same command again to carry on`);
-      return 1;
-    }
-    if (dryRun) {
-      const existing = Object.values(report.existing).reduce((n, c) => n + c, 0);
-      out(`dry run: ${num(total)} objects listed, ${num(existing)} already in the database; nothing folded`);
-    } else {
-      out(`${report.resumed ? 'resumed and finished' : 'finished'} run ${report.run}: ${num(total)} objects folded in ${duration((Date.now() - started) / 1000)}` + (report.ignored > 0 ? `; ${num(report.ignored)} listed objects were not folded (see the log)` : ''));
-    }
-    return 0;
-  } catch (err) {
-    clearProgress();
-    process.stderr.write(`backfill: failed: ${(err as Error).message}\nRun the same command again to carry on from where it stopped.\n`);
+  const report = await runBackfill({
+    sql,
+    api,
+    log,
+    tables: plan.tables,
+    account: plan.account,
+    since,
+    dryRun,
+    signal,
+    onProgress: (p) => progress(progressText(p, since, dryRun)),
+    onTable: (p) => {
+      clearProgress();
+      const seconds = (Date.now() - p.startedAt) / 1000;
+      out(
+        dryRun
+          ? `${p.table}: ${num(p.count)} listed, ${num(p.existing)} already in the database`
+          : `${p.table}: ${num(p.count)} folded (${num(p.countedHere)} in ${duration(seconds)}, ${num(Math.round(p.countedHere / Math.max(seconds, 0.001)))}/s)`,
+      );
+    },
+  });
+  clearProgress();
+  const total = Object.values(report.counts).reduce((n, c) => n + c, 0);
+  if (report.interrupted) {
+    out(`interrupted: ${num(total)} objects folded so far (run ${report.run}); run the same command again to carry on`);
     return 1;
-  } finally {
-    await db.close();
   }
-}
-
-process.exit(await main());
+  if (dryRun) {
+    const existing = Object.values(report.existing).reduce((n, c) => n + c, 0);
+    out(`dry run: ${num(total)} objects listed, ${num(existing)} already in the database; nothing folded`);
+  } else {
+    out(`${report.resumed ? 'resumed and finished' : 'finished'} run ${report.run}: ${num(total)} objects folded in ${duration((Date.now() - started) / 1000)}` + (report.ignored > 0 ? `; ${num(report.ignored)} listed objects were not folded (see the log)` : ''));
+  }
+  return 0;
+});

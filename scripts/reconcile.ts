@@ -1,11 +1,8 @@
 // `npm run reconcile -- ...`: by hand, what the reconcile-events schedule does every RECONCILE_EVERY:
 // list Stripe's Events API and store the events no webhook delivered (marked recovered_at), for the
 // workers to fold. --dry-run only counts them. Run with --help for the flags.
-import { parseArgs } from 'node:util';
-import { z } from 'zod';
-import { filterFields } from '../src/db/admin.ts';
 import { reconcileEvents, SETTLE_S, type ReconcileReport } from '../src/worker/reconcile.ts';
-import { UsageError, clearProgress, configure, duration, interruptible, num, openDatabase, out, progress } from './lib/cli.ts';
+import { UsageError, clearProgress, parseFlags, duration, num, out, parseTime, progress, runTool } from './lib/cli.ts';
 
 const HELP = `Usage: npm run reconcile -- [options]
 
@@ -44,28 +41,16 @@ type Plan = { since?: Date; accounts?: string[]; dryRun: boolean };
 const MAX_SINCE_MS = 30 * 86_400_000;
 
 function parseCommandLine(argv: string[]): Plan | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        since: { type: 'string' },
-        account: { type: 'string', multiple: true },
-        'dry-run': { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0]!);
-  }
+  const values = parseFlags(argv, {
+    since: { type: 'string' },
+    account: { type: 'string', multiple: true },
+    'dry-run': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  });
   if (values.help) return 'help';
   let since: Date | undefined;
   if (values.since !== undefined) {
-    const parsed = z.object({ since: filterFields.from }).safeParse({ since: values.since });
-    if (!parsed.success) throw new UsageError(`--since: ${parsed.error.issues[0]!.message}`);
-    since = new Date(parsed.data.since!);
+    since = parseTime('--since', values.since);
     if (Date.now() - since.getTime() > MAX_SINCE_MS) throw new UsageError('--since: at most 30 days ago (Stripe keeps events for 30 days)');
     if (since.getTime() > Date.now()) throw new UsageError('--since: must be in the past');
   }
@@ -83,66 +68,36 @@ function summary(r: ReconcileReport, dryRun: boolean): string {
   return `${r.scope}: ${num(r.listed)} events listed (${window}), ${what}${state}`;
 }
 
-async function main(): Promise<number> {
-  let plan: Plan | 'help';
-  try {
-    plan = parseCommandLine(process.argv.slice(2));
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`reconcile: ${err.message}\nTry: npm run reconcile -- --help\n`);
-    return 2;
-  }
-  if (plan === 'help') {
-    out(HELP.trimEnd());
-    return 0;
-  }
-  const setup = configure('reconcile');
-  if (typeof setup === 'number') return setup;
-  const { config, api, log } = setup;
-  const db = await openDatabase('reconcile', config);
-  if (typeof db === 'number') return db;
-  const signal = interruptible();
-
+await runTool('reconcile', HELP, parseCommandLine, async (plan, { config, api, log, sql, signal }) => {
   const started = Date.now();
   // --account platform is the platform; any other --account replaces STRIPE_CONNECT_ACCOUNTS.
   const chosen = plan.accounts;
-  const accounts = chosen ? chosen.filter((a) => a !== 'platform') : config.STRIPE_CONNECT_ACCOUNTS;
-  try {
-    const reports = await reconcileEvents({
-      sql: db.sql,
-      api,
-      log,
-      lookbackSeconds: config.RECONCILE_LOOKBACK,
-      accounts,
-      platform: !chosen || chosen.includes('platform'),
-      since: plan.since,
-      dryRun: plan.dryRun,
-      signal,
-      onPage: (scope, listed, missing, oldest) => {
-        const seconds = (Date.now() - started) / 1000;
-        progress(`${scope}: ${num(listed)} events listed, ${num(missing)} ${plan.dryRun ? 'missing' : 'recovered'}, back to ${oldest?.toISOString() ?? '?'}  ${num(Math.round(listed / Math.max(seconds, 0.001)))}/s`);
-      },
-    });
-    clearProgress();
-    for (const r of reports) out(summary(r, plan.dryRun));
-    const total = reports.reduce((n, r) => n + r.missing, 0);
-    out(
-      plan.dryRun
-        ? `dry run: ${num(total)} event${total === 1 ? '' : 's'} missing; nothing stored (run again without --dry-run to store them)`
-        : `${num(total)} event${total === 1 ? '' : 's'} recovered in ${duration((Date.now() - started) / 1000)}; the workers fold them`,
-    );
-    if (signal.aborted) {
-      out('interrupted: run the same command again to carry on (events already stored are skipped)');
-      return 1;
-    }
-    return reports.some((r) => r.error !== undefined) ? 1 : 0;
-  } catch (err) {
-    clearProgress();
-    process.stderr.write(`reconcile: failed: ${(err as Error).message}\n`);
+  const reports = await reconcileEvents({
+    sql,
+    api,
+    log,
+    lookbackSeconds: config.RECONCILE_LOOKBACK,
+    accounts: chosen ? chosen.filter((a) => a !== 'platform') : config.STRIPE_CONNECT_ACCOUNTS,
+    platform: !chosen || chosen.includes('platform'),
+    since: plan.since,
+    dryRun: plan.dryRun,
+    signal,
+    onPage: (scope, listed, missing, oldest) => {
+      const seconds = (Date.now() - started) / 1000;
+      progress(`${scope}: ${num(listed)} events listed, ${num(missing)} ${plan.dryRun ? 'missing' : 'recovered'}, back to ${oldest?.toISOString() ?? '?'}  ${num(Math.round(listed / Math.max(seconds, 0.001)))}/s`);
+    },
+  });
+  clearProgress();
+  for (const r of reports) out(summary(r, plan.dryRun));
+  const total = reports.reduce((n, r) => n + r.missing, 0);
+  out(
+    plan.dryRun
+      ? `dry run: ${num(total)} event${total === 1 ? '' : 's'} missing; nothing stored (run again without --dry-run to store them)`
+      : `${num(total)} event${total === 1 ? '' : 's'} recovered in ${duration((Date.now() - started) / 1000)}; the workers fold them`,
+  );
+  if (signal.aborted) {
+    out('interrupted: run the same command again to carry on (events already stored are skipped)');
     return 1;
-  } finally {
-    await db.close();
   }
-}
-
-process.exit(await main());
+  return reports.some((r) => r.error !== undefined) ? 1 : 0;
+});

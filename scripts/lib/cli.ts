@@ -2,9 +2,12 @@
 // the configuration, the database as npm start finds it, the Stripe client, a progress line on a
 // TTY, and Ctrl-C that stops after the work in flight. Exit codes: 0 done, 1 failed or
 // interrupted (run it again), 2 bad arguments or configuration.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pino from 'pino';
 import type postgres from 'postgres';
+import { z } from 'zod';
 import { ConfigError, loadConfig, type Config } from '../../src/config.ts';
+import { filterFields } from '../../src/db/admin.ts';
 import { connect } from '../../src/db/client.ts';
 import { embeddedUrl, startEmbeddedPostgres, type Embedded } from '../../src/db/embedded.ts';
 import { pendingMigrations } from '../../src/db/migrate.ts';
@@ -94,6 +97,60 @@ export async function openDatabase(tool: string, config: Config): Promise<Databa
     return 1;
   }
   return { sql, close };
+}
+
+/** node:util parseArgs, strict, with its complaint as a UsageError (exit 2). */
+export function parseFlags<O extends ParseArgsConfig['options']>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0]!);
+  }
+}
+
+/** --since and the like: an age (90m, 24h, 3d), a date, or an ISO-8601 time, as the admin filters take them. */
+export function parseTime(flag: string, text: string): Date {
+  const parsed = z.object({ at: filterFields.from }).safeParse({ at: text });
+  if (!parsed.success) throw new UsageError(`${flag}: ${parsed.error.issues[0]!.message}`);
+  return new Date(parsed.data.at!);
+}
+
+export type ToolContext = { config: Config; api: StripeApi; log: Logger; sql: postgres.Sql; signal: AbortSignal };
+
+/**
+ * The life of a tool: parse the arguments (a UsageError exits 2), print --help, read the
+ * configuration and open the database, run, close, and exit with what `run` returned (1 if it threw).
+ */
+export async function runTool<P>(tool: string, help: string, parse: (argv: string[]) => P | 'help', run: (plan: P, ctx: ToolContext) => Promise<number>): Promise<never> {
+  process.exit(await main());
+
+  async function main(): Promise<number> {
+    let plan: P | 'help';
+    try {
+      plan = parse(process.argv.slice(2));
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      process.stderr.write(`${tool}: ${err.message}\nTry: npm run ${tool} -- --help\n`);
+      return 2;
+    }
+    if (plan === 'help') {
+      out(help.trimEnd());
+      return 0;
+    }
+    const setup = configure(tool);
+    if (typeof setup === 'number') return setup;
+    const db = await openDatabase(tool, setup.config);
+    if (typeof db === 'number') return db;
+    try {
+      return await run(plan, { ...setup, sql: db.sql, signal: interruptible() });
+    } catch (err) {
+      clearProgress();
+      process.stderr.write(`${tool}: failed: ${(err as Error).message}\nRun the same command again to carry on.\n`);
+      return 1;
+    } finally {
+      await db.close();
+    }
+  }
 }
 
 /** Ctrl-C or SIGTERM: stop after the work in flight (the signal); a second Ctrl-C exits at once. */

@@ -5,11 +5,10 @@
 import type postgres from 'postgres';
 import type { Config } from '../config.ts';
 import type { NewEvent } from '../db/events.ts';
-import { countStored, insertEvents } from '../db/import.ts';
+import { countStored, insertEvents, parseEventLine } from '../db/import.ts';
 import { failReconcile, finishReconcile, startReconcile } from '../db/stripe-api.ts';
 import type { Logger } from '../log.ts';
 import type { StripeApiObserver } from '../metrics.ts';
-import { stripeEnvelope } from '../sources/stripe.ts';
 import type { StripeApi, StripeObject } from '../stripe-api/client.ts';
 import type { Sweep } from './sweeps.ts';
 
@@ -64,24 +63,13 @@ export function reconcileScopes(accounts: string[], platform = true): ReconcileS
   return [...(platform ? [{ scope: 'platform', account: undefined }] : []), ...accounts.map((a) => ({ scope: a, account: a }))];
 }
 
-/** A listed event as the inbox stores it; undefined (logged) for something that is no event. */
+/** A listed event as the inbox stores it, as an NDJSON import would; undefined for something that is no event. */
 function toNewEvent(object: StripeObject, account: string | undefined): NewEvent | undefined {
   // Listed with Stripe-Account, an event may lack `account`; a Connect delivery would carry it,
   // and the fold reads it to know whose objects these are.
   const event = account && typeof object.account !== 'string' ? { ...object, account } : object;
-  const parsed = stripeEnvelope.safeParse(event);
-  if (!parsed.success) return undefined;
-  const e = parsed.data;
-  return {
-    source: 'stripe',
-    eventId: e.id,
-    type: e.type,
-    apiVersion: e.api_version ?? null,
-    account: e.account ?? null,
-    livemode: e.livemode ?? null,
-    created: e.created ?? null,
-    body: JSON.stringify(event),
-  };
+  const parsed = parseEventLine(JSON.stringify(event));
+  return 'event' in parsed ? parsed.event : undefined;
 }
 
 async function reconcileScope(options: ReconcileOptions, scope: ReconcileScope): Promise<ReconcileReport> {
