@@ -8,7 +8,7 @@ import { startClaimLoops } from './claim.ts';
 import type { FoldOutcome, StripeApiObserver } from '../metrics.ts';
 import { stripeApiOf } from '../stripe-api/from-config.ts';
 import { startParentFetcher, type ParentFetcher } from './parent-fetch.ts';
-import { reconcileSweep } from './reconcile.ts';
+import { RECONCILE_SWEEP, reconcileSweep } from './reconcile.ts';
 import { startSweeps, sweepLeases, sweepLinks, type Sweep, type Sweeper } from './sweeps.ts';
 import { createThinEvents } from './thin-events.ts';
 
@@ -91,9 +91,10 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       { name: 'recover-leases', cron: '* * * * *', run: () => sweepLeases(sql, slog) },
       ...(deps.sweeps ?? []),
     ];
-    if (api && config.RECONCILE_EVERY) sweeps.push(reconcileSweep(sql, api, config, slog, deps.observeStripeApi));
+    const reconcile = api && config.RECONCILE_EVERY ? reconcileSweep(sql, api, config, slog, deps.observeStripeApi) : undefined;
+    if (reconcile) sweeps.push(reconcile);
     try {
-      sweeper = await startSweeps({ databaseUrl: deps.databaseUrl, sweeps, log: slog });
+      sweeper = await startSweeps({ databaseUrl: deps.databaseUrl, sweeps, retired: reconcile ? [] : [RECONCILE_SWEEP], log: slog });
     } catch (err) {
       await Promise.all([loops.stop(), fetcher?.stop()]);
       await thin.stop();

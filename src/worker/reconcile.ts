@@ -152,10 +152,12 @@ export async function reconcileEvents(options: ReconcileOptions): Promise<Reconc
   return reports;
 }
 
+export const RECONCILE_SWEEP = 'reconcile-events';
+
 /** The reconcile-events schedule: one run over the platform and STRIPE_CONNECT_ACCOUNTS; throws when a scope failed, so pg-boss retries it. */
 export function reconcileSweep(sql: postgres.Sql, api: StripeApi, config: Config, log: Logger, observe?: StripeApiObserver): Sweep {
   return {
-    name: 'reconcile-events',
+    name: RECONCILE_SWEEP,
     cron: config.RECONCILE_EVERY!,
     run: async () => {
       const reports = await reconcileEvents({ sql, api, log, lookbackSeconds: config.RECONCILE_LOOKBACK, accounts: config.STRIPE_CONNECT_ACCOUNTS });
