@@ -196,12 +196,13 @@ function finish(planned: PlannedWrite[], ownId: string): FoldPlan {
 }
 
 /**
- * Which catalogue object a snapshot is: its `object` field, or, when that is missing, its id
- * prefix or else the event type. Undefined when nothing says.
+ * Which object a snapshot is: its `object` field, or, when that is missing, the event type's
+ * family, or else its id prefix (an id prefix alone can mislead: `sub_sched_...` is a subscription
+ * schedule, not a subscription). Undefined when nothing says.
  */
 function recognise(o: StripeObject, type: string | undefined): string | undefined {
   if (typeof o.object === 'string') return o.object;
-  return (typeof o.id === 'string' ? objectOfId(o.id) : undefined) ?? (type ? objectOfType(type) : undefined);
+  return (type ? objectOfType(type) : undefined) ?? (typeof o.id === 'string' ? objectOfId(o.id) : undefined);
 }
 
 /** Plans one snapshot of `object` from `origin`; the shared tail of planEvent and planSnapshot. */
