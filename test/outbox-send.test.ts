@@ -3,6 +3,7 @@
 // per subscription, SSRF refusals, and a receiver that verifies the signature with standardwebhooks.
 import { once } from 'node:events';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import t, { type Test } from 'tap';
 import { Webhook } from 'standardwebhooks';
@@ -263,4 +264,58 @@ t.test('headers: ours win over the subscriber\'s, bad ones are refused by name o
   t.match(customHeadersProblem({ 'bad name': 'x' }), /not a valid HTTP header name/);
   t.match(customHeadersProblem({ 'x-a': 'line\nbreak-s3cr3t' }), /header 'x-a' has a value that is not one line/);
   t.notOk(customHeadersProblem({ 'x-a': 'line\nbreak-s3cr3t' })!.includes('s3cr3t'));
+});
+
+// A self-signed certificate for localhost and 127.0.0.1, made for these tests only (openssl req
+// -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 36500); it protects nothing.
+const TEST_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgaj4CMhWXI9W5i0fh
+JZ6HnmqP8BovWNzNIqV7wokjdz+hRANCAATJaP1mLYCQbNsgHvcAyWh0bJBwFDUX
+LiNlRvpja/p9zkk1k1da5chVUlHpPRw7QyuOg9Gqz7z8IcxCSPZLdBqz
+-----END PRIVATE KEY-----`;
+const TEST_CERT = `-----BEGIN CERTIFICATE-----
+MIIBmjCCAUGgAwIBAgIUMnjwppkL0MBAV/OBoBVmy5eyF50wCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTIwMTIyNDIwN1oYDzIxMjYxMTA3
+MjI0MjA3WjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAATJaP1mLYCQbNsgHvcAyWh0bJBwFDUXLiNlRvpja/p9zkk1k1da5chV
+UlHpPRw7QyuOg9Gqz7z8IcxCSPZLdBqzo28wbTAdBgNVHQ4EFgQU8fWoIdeTXEKZ
+O2FgaGsOpps1mvYwHwYDVR0jBBgwFoAU8fWoIdeTXEKZO2FgaGsOpps1mvYwDwYD
+VR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwCgYIKoZI
+zj0EAwIDRwAwRAIgcsLlwjSwiIhR86WJU/JvpdeYAL4KCxJBJzT2anjX5CsCIBpj
+HqjNAohVg0K1fZdcaNeinxbvdaYW2IHKUVsISMlf
+-----END CERTIFICATE-----`;
+
+t.test('https: certificates are verified, the SSRF lookup applies, and the deadline covers the handshake', async (t) => {
+  let requests = 0;
+  const server = https.createServer({ key: TEST_KEY, cert: TEST_CERT }, (_req, res) => {
+    requests++;
+    res.end('ok');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const s = sender(t, { allowHttp: false });
+  t.match(await s.send(request(`https://localhost:${port}/hook`)), { ok: false, kind: 'network', error: /self-signed certificate/ });
+  const strict = sender(t, { allowHttp: false, allowNetworks: parseNetworkList('') });
+  t.match(await strict.send(request(`https://localhost:${port}/hook`)), { ok: false, kind: 'ssrf', error: /loopback/ });
+  t.equal(requests, 0, 'no request was ever served');
+
+  // A server that accepts TCP and never answers the TLS handshake.
+  const silent = net.createServer(() => {});
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const sockets = new Set<net.Socket>();
+  silent.on('connection', (socket) => sockets.add(socket));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  });
+  const quick = sender(t, { allowHttp: false, timeoutMs: 300 });
+  t.match(await quick.send(request(`https://127.0.0.1:${(silent.address() as net.AddressInfo).port}/hook`)), {
+    ok: false, kind: 'timeout', error: 'no answer within 300 ms (connecting)',
+  });
 });
