@@ -1,7 +1,7 @@
 // Sends one delivery attempt: POST the body to the subscription's URL over a keep-alive agent of
 // its own, through the SSRF lookup, under one hard deadline, and classify what happened. It never
 // logs (headers may carry the subscriber's credentials), never follows redirects, never retries
-// a delivery that reached the receiver, and knows nothing of the database or the schedule.
+// what the receiver answered, and knows nothing of the database or the schedule.
 //
 // Agents: one per subscription id, created on its first send and reused, so connections are kept
 // alive per subscriber and a slow receiver's sockets are its own. Idle sockets close after
@@ -141,9 +141,10 @@ export function createSender(options: SenderOptions): Sender {
     const body = Buffer.from(request.body);
     const agent = agentFor(request.subscriptionId, url.protocol);
     const deadline = start + timeoutMs;
-    // A keep-alive socket the receiver closed while idle fails as soon as it is written to. That
-    // request never reached the receiver's application, so it goes again on a fresh socket
-    // (Node's documented `reusedSocket` pattern); anything else is the attempt's outcome.
+    // A keep-alive socket the receiver closed while idle is reset as soon as it is written to:
+    // the request did not reach the receiver's application (and if it rarely did, receivers
+    // dedupe by webhook-id), so it goes again on another socket, as Node's docs suggest for
+    // `reusedSocket`. The loop ends at the first fresh socket or the deadline.
     for (;;) {
       const result = await attempt(url, agent, headers, body, deadline, elapsed);
       if (!('staleSocket' in result)) return result;
