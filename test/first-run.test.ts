@@ -9,7 +9,7 @@ import path from 'node:path';
 import t from 'tap';
 import { canEnter, postgresUser, RELOCATED_DATA_ROOT } from '../src/db/embedded-root.ts';
 import { freePort } from '../src/db/embedded.ts';
-import { root } from './helpers/service.ts';
+import { root } from '../scripts/lib/service.ts';
 
 // Two Postgres initdbs, a nested test run and three service starts on a shared 2-core machine.
 t.setTimeout(300_000);
