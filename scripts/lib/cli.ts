@@ -7,9 +7,9 @@ import pino from 'pino';
 import type postgres from 'postgres';
 import { z } from 'zod';
 import { ConfigError, loadConfig, type Config } from '../../src/config.ts';
-import { filterFields } from '../../src/db/admin.ts';
+import { filterFields } from '../../src/db/event-filter.ts';
 import { connect } from '../../src/db/client.ts';
-import { embeddedUrl, startEmbeddedPostgres, type Embedded } from '../../src/db/embedded.ts';
+import { openDatabase as open, type OpenedDatabase } from '../../src/db/open.ts';
 import { pendingMigrations } from '../../src/db/migrate.ts';
 import type { Logger } from '../../src/log.ts';
 import type { StripeApi } from '../../src/stripe-api/client.ts';
@@ -64,31 +64,20 @@ export type Database = { sql: postgres.Sql; close: () => Promise<void> };
  * migrated: a tool never migrates by itself. The exit code after saying why when it cannot.
  */
 export async function openDatabase(tool: string, config: Config): Promise<Database | number> {
-  const options = { max: 4, connectTimeoutMs: 5000, statementTimeoutMs: 600_000, applicationName: `webhook-inbox-${tool}` };
+  let opened: OpenedDatabase | undefined;
   let sql: postgres.Sql;
-  let embedded: Embedded | undefined;
   try {
-    if (config.DATABASE_URL) sql = connect(config.DATABASE_URL, options);
-    else {
-      const running = connect(embeddedUrl(config.EMBEDDED_PG_PORT, 'webhook_inbox'), { ...options, connectTimeoutMs: 1000 });
-      try {
-        await running`select 1`;
-        sql = running;
-      } catch {
-        await running.end({ timeout: 1 });
-        embedded = await startEmbeddedPostgres({ dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, database: 'webhook_inbox' });
-        sql = connect(embedded.url, options);
-      }
-    }
+    opened = await open(config, { reuseRunning: true });
+    sql = connect(opened.url, { max: 4, connectTimeoutMs: 5000, statementTimeoutMs: 600_000, applicationName: `webhook-inbox-${tool}` });
     await sql`select 1`;
   } catch (err) {
     process.stderr.write(`${tool}: cannot reach the database (${(err as Error).message}); check DATABASE_URL\n`);
-    await embedded?.stop();
+    await opened?.embedded?.stop();
     return 1;
   }
   const close = async () => {
     await sql.end({ timeout: 5 });
-    await embedded?.stop();
+    await opened?.embedded?.stop();
   };
   const pending = await pendingMigrations(sql);
   if (pending.length > 0) {

@@ -146,11 +146,6 @@ export async function insertApiSnapshot(tx: Sql, row: ApiSnapshotRow): Promise<v
     on conflict (source, event_id) do nothing`;
 }
 
-/** The event that asked for a read (a thin event) names the stored snapshot in its result. */
-export async function noteSnapshot(tx: Sql, id: string, snapshotEventId: string): Promise<void> {
-  await tx`update events set result = coalesce(result, '{}') || jsonb_build_object('snapshot', ${snapshotEventId}::text) where id = ${id}`;
-}
-
 // ---- Thin events ---------------------------------------------------------------------------------
 
 /**
@@ -166,6 +161,21 @@ export async function deferThinEvent(sql: Sql, id: string, error: string | null,
            next_attempt_at = now() + make_interval(secs => ${retryInSeconds}),
            attempts = case when ${giveBack} then greatest(attempts - 1, 0) else attempts end
      where id = ${id} and status = 'RECEIVED'`;
+}
+
+/**
+ * A thin event whose related object was read and folded, in that fold's transaction: PROCESSED with
+ * what the fold did and the id the read is stored under. False when it was no longer RECEIVED
+ * (another worker finished it after this one's lease ran out).
+ */
+export async function settleThinEvent(tx: Sql, id: string, result: unknown, snapshotEventId: string): Promise<boolean> {
+  const rows = await tx`
+    update events
+       set status = 'PROCESSED', result = ${tx.json({ ...(result as object), snapshot: snapshotEventId } as postgres.JSONValue)},
+           processed_at = now(), locked_until = null, next_attempt_at = now()
+     where id = ${id} and status = 'RECEIVED'
+    returning 1`;
+  return rows.length === 1;
 }
 
 /** Thin events waiting for an API key: due now (a worker started with a key). */

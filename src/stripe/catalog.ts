@@ -29,9 +29,11 @@ export type ManyLinkSpec = { table: string; childColumn: string; parentColumn: s
 
 /**
  * Children a snapshot carries whole and that are the only source of their rows (a subscription's
- * items, an invoice's lines): each complete element becomes a row, with `inject` naming its parent.
+ * items, an invoice's lines): each element of the list at `path` becomes a row, with `inject`
+ * naming its parent. A path, not a getter: the fold reads each child's snapshot from the stored
+ * event at that path instead of receiving a second copy.
  */
-export type EmbedSpec = { object: string; items: Getter; inject: (parent: StripeObject) => StripeObject };
+export type EmbedSpec = { object: string; path: string[]; inject: (parent: StripeObject) => StripeObject };
 
 export type ObjectSpec = {
   /** Stripe's `object` name, e.g. `invoice`, `checkout.session`. */
@@ -178,7 +180,7 @@ const OBJECTS: ObjectSpec[] = [
     },
     rank: { incomplete: 1, trialing: 2, active: 2, paused: 2, past_due: 3, unpaid: 3, incomplete_expired: 4, canceled: 4 },
     // A subscription snapshot carries its items whole: they are the only source of item rows.
-    embeds: [{ object: 'subscription_item', items: path('items', 'data'), inject: (s) => ({ subscription: s.id }) }],
+    embeds: [{ object: 'subscription_item', path: ['items', 'data'], inject: (s) => ({ subscription: s.id }) }],
   }),
   spec({
     object: 'subscription_item',
@@ -357,22 +359,24 @@ export function objectOfId(id: string): string | undefined {
 }
 
 /**
- * The object an event type is about, when its snapshot does not say: the longest folded object
- * name that prefixes the type (`customer.subscription.updated` is about a subscription, not a
- * customer: Stripe names it after the parent, so the types of embedded resources are listed).
+ * Event types whose family (the type without its last part, the action) is not the object's own
+ * name: Stripe names these after the parent (`customer.subscription.updated` carries a
+ * subscription, `customer.source.created` a card or bank account).
  */
-const TYPE_PREFIXES: [string, string][] = [
-  ['customer.subscription.', 'subscription'],
-  ['charge.dispute.', 'dispute'],
-  ['charge.refund.', 'refund'],
-  ['checkout.session.', 'checkout.session'],
-  ...OBJECTS.map((s): [string, string] => [`${s.object}.`, s.object]),
-];
+const TYPE_FAMILIES: Record<string, string> = {
+  'customer.subscription': 'subscription',
+  'charge.dispute': 'dispute',
+  'charge.refund': 'refund',
+};
 
+/**
+ * The object an event type is about, when its snapshot does not say: its family, e.g. `invoice`
+ * for `invoice.payment_succeeded`, `checkout.session` for `checkout.session.completed`. The name
+ * may be one the catalogue does not fold (`customer.source`): then the event is ignored as such.
+ */
 export function objectOfType(type: string): string | undefined {
-  let best: [string, string] | undefined;
-  for (const entry of TYPE_PREFIXES) {
-    if (type.startsWith(entry[0]) && (!best || entry[0].length > best[0].length)) best = entry;
-  }
-  return best?.[1];
+  const dot = type.lastIndexOf('.');
+  if (dot <= 0) return undefined;
+  const family = type.slice(0, dot);
+  return TYPE_FAMILIES[family] ?? family;
 }

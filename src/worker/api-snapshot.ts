@@ -4,7 +4,7 @@
 import type postgres from 'postgres';
 import { randomBytes } from 'node:crypto';
 import type { FoldResult } from '../db/fold.ts';
-import { insertApiSnapshot, noteSnapshot } from '../db/stripe-api.ts';
+import { insertApiSnapshot } from '../db/stripe-api.ts';
 import type { StripeObject } from '../stripe/catalog.ts';
 import type { Origin } from '../stripe/graph.ts';
 import { foldSnapshot } from './fold.ts';
@@ -16,16 +16,14 @@ export type ApiRead = {
   apiVersion: string;
   /** Why it was read, for the record: 'parent of invoices/in_1.customer_id', 'thin event evt_1', 'backfill run 3'. */
   reason: string;
-  /** The events row of a thin event that asked for the read: settled in the same transaction. */
-  event?: string;
-  /** More to commit with the fold, or not at all (a backfill's cursor). */
-  inTransaction?: (tx: postgres.TransactionSql) => Promise<void>;
+  /**
+   * More to commit with the fold, or not at all: a backfill's cursor, the thin event that asked
+   * for the read. `folded` is what the fold did and the id the read is stored under.
+   */
+  inTransaction?: (tx: postgres.TransactionSql, folded: { result: FoldResult; eventId: string } | undefined) => Promise<void>;
 };
 
-export type ApiFold =
-  | { result: FoldResult; eventId: string }
-  | { ignored: string }
-  | { skipped: true };
+export type ApiFold = { result: FoldResult; eventId: string } | { ignored: string };
 
 /**
  * The id the read is stored under, and the order key's last tie-break. It starts with `api_`,
@@ -44,11 +42,9 @@ export async function foldApiSnapshot(sql: postgres.Sql, object: StripeObject, r
   const origin: Origin = { eventId, created, account: read.account, apiVersion: read.apiVersion, livemode };
   const type = `${typeof object.object === 'string' ? object.object : 'object'}.fetched`;
   const outcome = await foldSnapshot(sql, object, origin, {
-    event: read.event,
     inTransaction: async (tx, outcomes) => {
-      await read.inTransaction?.(tx);
       const o = outcomes[0];
-      if (!o || !('result' in o)) return;
+      if (!o || !('result' in o)) return read.inTransaction?.(tx, undefined);
       // Shaped like a Stripe event, so a replay of this row folds the same snapshot with the same key.
       const payload = {
         id: eventId,
@@ -63,9 +59,8 @@ export async function foldApiSnapshot(sql: postgres.Sql, object: StripeObject, r
         data: { object },
       };
       await insertApiSnapshot(tx, { eventId, type, account: read.account, livemode, apiVersion: read.apiVersion, created, payload, result: o.result });
-      if (read.event !== undefined) await noteSnapshot(tx, read.event, eventId);
+      await read.inTransaction?.(tx, { result: o.result, eventId });
     },
   });
-  if ('result' in outcome) return { result: outcome.result, eventId };
-  return outcome;
+  return 'result' in outcome ? { result: outcome.result, eventId } : outcome;
 }

@@ -56,8 +56,11 @@ async function foldTransaction(
   options: Pick<FoldOptions, 'inTransaction'>,
 ): Promise<ItemOutcome[]> {
   return sql.begin(async (tx) => {
-    await relaxCommit(tx);
-    const outcomes = mode === 'batch' ? await applyFoldItems(tx, items) : [await applyFoldItem(tx, items[0]!)];
+    // Sent together (postgres.js pipelines queries on a connection): one round trip, not two.
+    const [, outcomes] = await Promise.all([
+      relaxCommit(tx),
+      mode === 'batch' ? applyFoldItems(tx, items) : applyFoldItem(tx, items[0]!).then((o) => [o]),
+    ]);
     await options.inTransaction?.(tx, outcomes);
     return outcomes;
   });
@@ -215,26 +218,20 @@ export async function foldEvent(sql: postgres.Sql, event: ClaimedEvent, options:
 /**
  * Folds an object read from Stripe's API (not an event) through the same transaction, waiting for
  * its locks: its order key is `origin` (when it was read), so a later event still wins and an
- * earlier one loses. Returns what it did, or the reason it was not folded. With `event` (the
- * events row of a thin event that asked for the read), that event is settled in the same
- * transaction, PROCESSED or IGNORED, or `skipped` when it was no longer RECEIVED.
+ * earlier one loses. Returns what it did, or the reason it was not folded.
  */
 export async function foldSnapshot(
   sql: postgres.Sql,
   object: StripeObject,
   origin: Origin,
-  options: Pick<FoldOptions, 'inTransaction'> & { event?: string } = {},
-): Promise<{ result: FoldResult } | { ignored: string } | { skipped: true }> {
+  options: Pick<FoldOptions, 'inTransaction'> = {},
+): Promise<{ result: FoldResult } | { ignored: string }> {
   const plan = planSnapshot(object, origin);
-  const { event } = options;
-  if (plan.kind === 'ignore' && event === undefined) return { ignored: plan.reason };
-  const item: FoldItem = plan.kind === 'ignore' ? { event: event!, ignore: plan.reason } : { event, plan };
+  if (plan.kind === 'ignore') return { ignored: plan.reason };
   for (let tryNo = 1; ; tryNo++) {
     try {
-      const [o] = await foldTransaction(sql, [item], 'wait', options);
+      const [o] = await foldTransaction(sql, [{ snapshot: object, plan }], 'wait', options);
       if (o && 'result' in o) return { result: o.result };
-      if (o && 'ignored' in o) return { ignored: o.ignored };
-      if (o && 'skipped' in o && event !== undefined) return { skipped: true };
       throw new Error(`folding ${String(object.id)} gave ${JSON.stringify(o)}`);
     } catch (err) {
       const code = (err as { code?: string }).code;

@@ -5,7 +5,7 @@
 import type postgres from 'postgres';
 import { failAttempt, type ClaimedEvent } from '../db/events.ts';
 import { applyFoldItem } from '../db/fold.ts';
-import { THIN_SOURCE, deferThinEvent, wakeWaitingThinEvents } from '../db/stripe-api.ts';
+import { THIN_SOURCE, deferThinEvent, settleThinEvent, wakeWaitingThinEvents } from '../db/stripe-api.ts';
 import type { Logger } from '../log.ts';
 import { accountOfContext } from '../sources/stripe-thin.ts';
 import { SPECS } from '../stripe/catalog.ts';
@@ -87,20 +87,21 @@ export function createThinEvents(deps: ThinEventsDeps): ThinEvents {
       if (!read.found) {
         return ignore(event, `Stripe's API has no ${related.type} ${related.id}: ${read.reason} (deleted, or not in this account)`, 'not_found');
       }
+      let settled = false;
       const folded = await foldApiSnapshot(sql, read.object, {
         fetchedAt: read.fetchedAt,
         account: accountOfContext(context),
         apiVersion: api!.apiVersion,
         reason: `thin event ${event.event_id}`,
-        event: event.id,
+        // The event is settled with the fold it asked for, or not at all.
+        inTransaction: async (tx, done) => {
+          if (done) settled = await settleThinEvent(tx, event.id, done.result, done.eventId);
+        },
       });
-      if ('result' in folded) {
-        l.info({ snapshot: folded.eventId, objects: folded.result.objects.map((o) => `${o.table}/${o.id}:${o.action}`), parked: folded.result.parked.length }, 'thin event folded');
-        report('processed');
-      } else if ('ignored' in folded) {
-        l.info({ reason: folded.ignored }, 'thin event ignored');
-        report('ignored');
-      } else report('skipped');
+      if ('ignored' in folded) return ignore(event, folded.ignored);
+      if (!settled) return report('skipped');
+      l.info({ snapshot: folded.eventId, objects: folded.result.objects.map((o) => `${o.table}/${o.id}:${o.action}`), parked: folded.result.parked.length }, 'thin event folded');
+      report('processed');
     } catch (err) {
       if (err instanceof StripeApiError && err.kind === 'auth') {
         await deferThinEvent(sql, event.id, `${WAITING_FOR_KEY} that Stripe accepts: ${err.message}`, KEY_WAIT_S, true);
