@@ -211,13 +211,10 @@ t.test("under 429s and 500s: no link lost, every parent read in the end, the rat
   t.ok(outcomes.includes('retry'), `some reads failed and were retried: ${outcomes.filter((o) => o === 'retry').length}`);
   t.equal(outcomes.filter((o) => o === 'fetched').length, n, 'each parent fetched once in the end');
   t.ok(f.requests.some((r) => r.status === 429) && f.requests.some((r) => r.status === 500), 'both faults were met');
+  // (That a 429 pauses every request for its Retry-After is shown where it can be timed without
+  // requests already on the wire: test/stripe-api-client.test.ts.)
   const busiest = busiestWindow(f.requests, 1000);
   t.ok(busiest <= rps + 1, `at most ${rps} + 1 requests in any second: ${busiest}`);
-  // After a 429 nothing was sent before its Retry-After was up (1 s).
-  for (const limited of f.requests.filter((r) => r.status === 429)) {
-    const next = f.requests.find((r) => r.at > limited.at);
-    if (next) t.ok(next.at - limited.at >= 990, `next request ${next.at - limited.at} ms after a 429`);
-  }
 });
 
 t.test('a parent of a table Stripe cannot retrieve is unresolvable at once', async (t) => {
