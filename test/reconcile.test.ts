@@ -3,6 +3,7 @@
 // equals the in-order fold, and nothing is stored twice; the cursor lives in the database; the
 // schedule's metrics; npm run reconcile as operators run it.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
 import { createMetrics } from '../src/metrics.ts';
@@ -186,4 +187,24 @@ t.test('npm run reconcile -- --since 20d --dry-run reports how many are missing 
   const noKey = spawnSync(process.execPath, [path.join(root, 'scripts/reconcile.ts')], { encoding: 'utf8', env: { PATH: process.env.PATH, DATABASE_URL: own.url } });
   t.equal(noKey.status, 2);
   t.match(noKey.stderr, /STRIPE_API_KEY is not set/);
+});
+
+t.test("the README's queries for Stripe's API run and answer", async (t) => {
+  const readme = await readFile(path.join(root, 'README.md'), 'utf8');
+  const section = readme.split(/^## /m).find((s) => s.startsWith("Stripe's API as the source of truth\n"));
+  const block = /```sql\n([\s\S]*?)```/.exec(section ?? '')?.[1] ?? '';
+  const queries = block.split(/;\s*\n/).map((q) => q.trim()).filter((q) => q.length > 0);
+  t.equal(queries.length, 3, 'three queries');
+  const f = await fake(t);
+  await resetGraph(sql);
+  await sql`truncate reconcile_cursors`;
+  const stream = recentStream(f, 48);
+  await storeEvents(sql, stream.slice(0, 20));
+  await reconcileEvents({ sql, api: testApi(f), log: testLog(), lookbackSeconds: LOOKBACK, accounts: [] });
+  await sql`insert into pending_links (child_table, child_id, link_column, parent_table, parent_id, event_id, unresolvable_reason)
+            values ('invoices', 'in_readme', 'customer_id', 'customers', 'cus_readme', 'evt_readme', 'No such customer')`;
+  for (const q of queries) {
+    const rows = await sql.unsafe(q);
+    t.ok(rows.length > 0, `${q.split('\n')[0]} returns rows (${rows.length})`);
+  }
 });
