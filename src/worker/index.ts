@@ -3,6 +3,7 @@
 // fetcher and the reconcile-events schedule. ROLE=api processes never call this.
 import type postgres from 'postgres';
 import type { Config } from '../config.ts';
+import { connect } from '../db/client.ts';
 import type { Logger } from '../log.ts';
 import { startClaimLoops } from './claim.ts';
 import type { FoldOutcome, StripeApiObserver } from '../metrics.ts';
@@ -13,6 +14,9 @@ import { startSweeps, sweepLeases, sweepLinks, type Sweep, type Sweeper } from '
 import { createThinEvents } from './thin-events.ts';
 
 export type Workers = { stop(): Promise<void> };
+
+/** Connections of the Stripe API readers (parent fetch, thin events) per process. */
+const API_POOL_MAX = 2;
 
 export type WorkerDeps = {
   sql: postgres.Sql;
@@ -42,8 +46,18 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       'STRIPE_API_KEY is not set: parent fetch, reconciliation of missed events and thin-event folding are off (thin events are stored and wait for a key); set a restricted key with read access to turn them on',
     );
   }
+  // What reads Stripe's API folds on connections of its own: a burst of reads (a new install's
+  // parked links) then queues there, never in front of the fold workers.
+  const apiSql = api && deps.databaseUrl
+    ? connect(deps.databaseUrl, {
+        max: API_POOL_MAX,
+        connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+        statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
+        applicationName: 'webhook-inbox-stripe-api',
+      })
+    : undefined;
   const thin = createThinEvents({
-    sql,
+    sql: apiSql ?? sql,
     api,
     log: log.child({ component: 'thin-events' }),
     leaseSeconds: config.WORKER_LEASE_S,
@@ -74,7 +88,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   let fetcher: ParentFetcher | undefined;
   if (api) {
     fetcher = startParentFetcher({
-      sql,
+      sql: apiSql ?? sql,
       api,
       log: log.child({ component: 'parent-fetch' }),
       afterSeconds: config.PARENT_FETCH_AFTER_S,
@@ -98,6 +112,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     } catch (err) {
       await Promise.all([loops.stop(), fetcher?.stop()]);
       await thin.stop();
+      await apiSql?.end({ timeout: 5 });
       throw err;
     }
   }
@@ -109,6 +124,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
       await Promise.all([loops.stop(), fetcher?.stop()]);
       await thin.stop();
       await sweeper?.stop();
+      await apiSql?.end({ timeout: 5 });
     },
   };
 }
