@@ -93,7 +93,7 @@ t.test('one run, parents first: every object folded, the graph linked; the rate 
 
 t.test('interrupted halfway (Ctrl-C, then kill -9) and run again: the same graph as one uninterrupted run', async (t) => {
   const f = await fake(t);
-  const total = seed(f, 25);
+  const total = seed(f, 15);
   const whole = await createTestDatabase(t);
   const once = await backfill(whole, f, []);
   t.equal(once.code, 0, once.stderr);

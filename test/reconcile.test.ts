@@ -81,6 +81,8 @@ t.test('an outage longer than the retries is recovered: the graph equals the in-
   t.same(await storedIds(), stream.map((e) => e.id).sort(), 'still every event once');
 
   const [cursor] = await sql`select * from reconcile_cursors`;
+  const [dry] = await reconcileEvents({ sql, api, log: testLog(), lookbackSeconds: LOOKBACK, accounts: [], dryRun: true });
+  t.equal(dry!.since.getTime(), (cursor!.covered_until as Date).getTime() - 300_000, 'a dry run lists the window a real run would, from the cursor');
   t.match(cursor, { scope: 'platform', last_error: null, last_recovered: 0, recovered_total: String(withheld.length) });
   t.ok(Math.abs((cursor!.covered_until as Date).getTime() - (Date.now() - SETTLE_S * 1000)) < 60_000, 'covered up to a minute ago');
 });

@@ -1,7 +1,6 @@
-// What the command-line tools that read Stripe's API share (npm run reconcile, npm run backfill):
-// the configuration, the database as npm start finds it, the Stripe client, a progress line on a
-// TTY, and Ctrl-C that stops after the work in flight. Exit codes: 0 done, 1 failed or
-// interrupted (run it again), 2 bad arguments or configuration.
+// What npm run reconcile and npm run backfill share: configuration, database, Stripe client, a
+// progress line on a TTY, and Ctrl-C that stops after the work in flight. Exit codes: 0 done,
+// 1 failed or interrupted (run it again), 2 bad arguments or configuration.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import pino from 'pino';
 import type postgres from 'postgres';

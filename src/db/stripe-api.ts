@@ -199,6 +199,12 @@ export type ReconcileCursor = {
   recovered_total: string;
 };
 
+/** Where the scope's cursor stands, if a run made one; read-only (a dry run). */
+export async function readReconcileCursor(sql: Sql, scope: string): Promise<Date | undefined> {
+  const [row] = await sql<{ covered_until: Date }[]>`select covered_until from reconcile_cursors where scope = ${scope}`;
+  return row?.covered_until;
+}
+
 /** The scope's cursor, created `lookbackSeconds` before now on the first run. */
 export async function startReconcile(sql: Sql, scope: string, lookbackSeconds: number): Promise<ReconcileCursor> {
   const [row] = await sql<ReconcileCursor[]>`

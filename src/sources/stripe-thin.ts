@@ -1,7 +1,6 @@
-// Stripe's thin events (event destinations, object "v2.core.event"): signed like other Stripe
-// webhooks but with a destination, and so a secret, of their own. They carry `related_object` and
-// no snapshot; the workers read the object from Stripe's API (worker/thin-events.ts). The
-// signature and the shape are checked by the stripe package's parseEventNotification.
+// Stripe's thin events (object "v2.core.event"): signed like other Stripe webhooks, with a secret of
+// their own, checked by the stripe package's parseEventNotification. They carry related_object and
+// no snapshot (worker/thin-events.ts reads it); no I/O here.
 import Stripe from 'stripe';
 import { z } from 'zod';
 import { NotConfiguredError, PayloadError, SignatureError } from '../errors.ts';

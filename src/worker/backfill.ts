@@ -1,7 +1,6 @@
-// Backfill: lists Stripe objects from the API, parents first, and folds each as a snapshot read
-// now (worker/api-snapshot.ts), so a new install starts with its whole graph linked. A run keeps
-// its cursor in backfill_runs, moved in the transaction of every object's fold, so an interrupted
-// run carries on exactly where it stopped. Run by npm run backfill; it never writes to Stripe.
+// Backfill: lists Stripe objects, parents first, and folds each as a snapshot read now, so a new
+// install starts linked. Its cursor (backfill_runs) moves in each object's fold transaction, so an
+// interrupted run carries on exactly where it stopped. Run by npm run backfill; reads only.
 import type postgres from 'postgres';
 import { advanceBackfillRun, countExisting, failBackfillRun, finishBackfillRun, openBackfillRun } from '../db/stripe-api.ts';
 import type { Logger } from '../log.ts';

@@ -1,7 +1,6 @@
-// Parents that never arrive: a link parked longer than PARENT_FETCH_AFTER_S has its parent read
-// once from Stripe's API and folded like an event's snapshot, which resolves every link waiting for
-// it. A loop of its own beside the claim loops: it never holds up folding, and a rate limit or a
-// Stripe outage only pushes the links' next_fetch_at out, never loses one.
+// Parents that never arrive: a link parked longer than PARENT_FETCH_AFTER_S has its parent read once
+// from Stripe's API and folded like an event's snapshot. A loop of its own beside the claim loops,
+// never in their way; a rate limit or an outage only pushes the links' next_fetch_at out.
 import type postgres from 'postgres';
 import { accountOfRow, claimDueParents, deferParentFetch, markUnresolvable, rowExists, type DueParent } from '../db/stripe-api.ts';
 import type { Logger } from '../log.ts';

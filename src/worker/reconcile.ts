@@ -1,12 +1,11 @@
-// Gap reconciliation: lists Stripe's Events API from a little before where the last run stopped
-// and stores every event no webhook delivered, through the same INSERT ... ON CONFLICT DO NOTHING
-// as an import (db/import.ts), marked recovered_at. The fold workers then fold them like any event.
-// Run by the reconcile-events schedule and by npm run reconcile; it never folds anything itself.
+// Gap reconciliation: lists Stripe's Events API from a little before where the last run stopped and
+// stores every event no webhook delivered, as an import does (db/import.ts), marked recovered_at.
+// Run by the reconcile-events schedule and npm run reconcile; it never folds anything itself.
 import type postgres from 'postgres';
 import type { Config } from '../config.ts';
 import type { NewEvent } from '../db/events.ts';
 import { countStored, insertEvents, parseEventLine } from '../db/import.ts';
-import { failReconcile, finishReconcile, startReconcile } from '../db/stripe-api.ts';
+import { failReconcile, finishReconcile, readReconcileCursor, startReconcile } from '../db/stripe-api.ts';
 import type { Logger } from '../log.ts';
 import type { StripeApiObserver } from '../metrics.ts';
 import type { StripeApi, StripeObject } from '../stripe-api/client.ts';
@@ -80,7 +79,9 @@ async function reconcileScope(options: ReconcileOptions, scope: ReconcileScope):
   let since: Date;
   let coversCursor = true;
   if (dryRun) {
-    since = options.since ?? new Date(now.getTime() - options.lookbackSeconds * 1000);
+    // The window a real run would list, moving nothing.
+    const coveredUntil = await readReconcileCursor(sql, scope.scope);
+    since = options.since ?? (coveredUntil ? new Date(coveredUntil.getTime() - OVERLAP_S * 1000) : new Date(now.getTime() - options.lookbackSeconds * 1000));
   } else {
     const cursor = await startReconcile(sql, scope.scope, options.lookbackSeconds);
     const fromCursor = new Date(cursor.covered_until.getTime() - OVERLAP_S * 1000);

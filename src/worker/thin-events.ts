@@ -1,7 +1,6 @@
-// Thin events (object "v2.core.event") carry no snapshot: their related object is read from
-// Stripe's API, with the event's context, and folded; the event is settled in that fold's
-// transaction. The claim loops hand them over (FoldOptions.handOff) and move on, so a slow or
-// rate-limited API never holds up folding. Without an API key they wait, RECEIVED, never FAILED.
+// Thin events carry no snapshot: their related object is read from Stripe's API with the event's
+// context and folded, the event settled in that fold's transaction. Handed over by the claim loops
+// (FoldOptions.handOff) so a slow API never holds up folding; without a key they wait, never FAILED.
 import type postgres from 'postgres';
 import { failAttempt, type ClaimedEvent } from '../db/events.ts';
 import { applyFoldItem } from '../db/fold.ts';
@@ -71,7 +70,7 @@ export function createThinEvents(deps: ThinEventsDeps): ThinEvents {
     report('skipped' in o ? 'skipped' : outcome);
   };
 
-  const process = async (event: ClaimedEvent) => {
+  const readAndFold = async (event: ClaimedEvent) => {
     const l = elog(event);
     const note = event.payload as Notification;
     const related = note.related_object;
@@ -129,7 +128,7 @@ export function createThinEvents(deps: ThinEventsDeps): ThinEvents {
   const pump = () => {
     while (!stopping && inFlight.size < concurrency && queue.length > 0) {
       const event = queue.shift()!;
-      const run = process(event)
+      const run = readAndFold(event)
         .catch((err) => elog(event).error({ err }, 'thin event crashed; its lease will expire and it is claimed again'))
         .finally(() => {
           held.delete(event.id);
