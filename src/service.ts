@@ -1,16 +1,15 @@
 // The process lifecycle: open the database (the embedded one when DATABASE_URL is unset), migrate,
 // serve HTTP and/or run the workers by ROLE, and on SIGTERM/SIGINT shut down in order within
 // SHUTDOWN_TIMEOUT_MS: stop accepting, drain requests and workers, close the pools, stop Postgres.
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import type postgres from 'postgres';
 import type { Config } from './config.ts';
 import { connect } from './db/client.ts';
 import { startEmbeddedPostgres, type Embedded } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
 import { purgeEvents } from './db/retention.ts';
-import { createApp, createSources } from './http/app.ts';
+import { createHttp, createSources } from './http/app.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type FoldOutcome } from './metrics.ts';
 
@@ -105,9 +104,10 @@ async function openDatabase(config: Config, log: Logger): Promise<{ url: string;
   return { url: embedded.url, embedded };
 }
 
-function listen(fetch: (req: Request) => Promise<Response>, config: Config): Promise<Server> {
+function listen(listener: RequestListener, config: Config): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port: config.PORT, hostname: config.HOST }, () => resolve(server as Server)) as Server;
+    const server = createServer(listener);
+    server.listen(config.PORT, config.HOST, () => resolve(server));
     // A load balancer that reuses an idle connection at the moment this server closes it gets a
     // reset and answers the sender 502. The server must keep idle connections longer than the
     // balancer does (AWS ALB: 60 s), so its timeout is configurable; Node's own is 5 s. Headers
@@ -201,18 +201,17 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   let stopping = false;
   let starting = true;
   const metrics = createMetrics({ sql, log, sources: [...createSources(config).keys()] });
-  const app = createApp({ sql, adminSql, config, log, metrics, isStopping: () => stopping, isStarting: () => starting });
+  const http = createHttp({ sql, adminSql, config, log, metrics, isStopping: () => stopping, isStarting: () => starting });
 
   let inFlight = 0;
   let requests = 0;
-  const fetch = async (req: Request) => {
+  const done = () => inFlight--;
+  const listener: RequestListener = (req, res) => {
     inFlight++;
     requests++;
-    try {
-      return await app.fetch(req);
-    } finally {
-      inFlight--;
-    }
+    // 'close' comes once per response: sent, or its connection gone.
+    res.once('close', done);
+    http.listener(req, res);
   };
 
   let server: Server | undefined;
@@ -220,7 +219,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   let saturation: Saturation | undefined;
   try {
     // Every role serves HTTP: a worker-only process answers /healthz, /readyz and /metrics only.
-    server = await listen(fetch, config);
+    server = await listen(listener, config);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, role: config.ROLE, admin: Boolean(config.ADMIN_TOKEN) && serveHttp }, 'listening');
     if (config.ROLE === 'api') {
