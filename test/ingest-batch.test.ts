@@ -48,21 +48,26 @@ t.test('events queued together share one statement; a duplicate within it is tol
 t.test('while a statement is in flight, arrivals wait and go together in the next', async (t) => {
   const b = batcher();
   const first = eventId();
-  const rest = Array.from({ length: 20 }, () => eventId());
+  const rest = Array.from({ length: 16 }, () => eventId());
   const pending = [b.insert(newEvent(first))];
-  // The first statement is sent at the end of this turn; the next 20 arrive while it is in flight.
+  // The first statement is sent at the end of this turn; the next 16 arrive while it is in flight.
   await new Promise((r) => setImmediate(r));
   pending.push(...rest.map((id) => b.insert(newEvent(id))));
   t.same(new Set(await Promise.all(pending)), new Set(['stored']));
-  t.same(b.stats(), { statements: 2, rows: 21, largest: 20 });
-  t.equal((await xmins(rest)).length, 1, 'the 20 share one transaction');
+  t.same(b.stats(), { statements: 2, rows: 17, largest: 16 });
+  t.equal((await xmins(rest)).length, 1, 'the 16 share one transaction');
   t.not((await xmins([first]))[0], (await xmins(rest))[0], 'the first had its own');
 });
 
-t.test('batches are bounded by rows and by bytes', async (t) => {
+t.test('batches are bounded by rows and by bytes, in statements of 1, 2, 4, 8... rows', async (t) => {
   const byRows = batcher({ maxRows: 4 });
   await Promise.all(Array.from({ length: 10 }, () => byRows.insert(newEvent())));
   t.same(byRows.stats(), { statements: 3, rows: 10, largest: 4 });
+  const seven = batcher();
+  const ids = Array.from({ length: 7 }, () => eventId());
+  await Promise.all(ids.map((id) => seven.insert(newEvent(id))));
+  t.same(seven.stats(), { statements: 3, rows: 7, largest: 4 }, '7 queued together: 4 + 2 + 1');
+  t.equal((await xmins(ids)).length, 3);
 
   const big = (id: string) => newEvent(id, JSON.stringify({ id, pad: 'x'.repeat(3000) }));
   const byBytes = batcher({ maxBytes: 7000 });
