@@ -32,6 +32,7 @@ const { values: args } = parseArgs({
     'peer-seconds': { type: 'string', default: '10' },
     'peer-warmup': { type: 'string', default: '3' },
     split: { type: 'boolean', default: false },
+    env: { type: 'string', multiple: true, default: [] },
     workers: { type: 'string', default: '4' },
     'pool-max': { type: 'string', default: '10' },
     out: { type: 'string', default: 'bench-results.json' },
@@ -78,6 +79,8 @@ service process(es) and every process of the embedded Postgres (not for a DATABA
   --warmup N     seconds at each fixed rate right after the service starts, measured on a row of
                  their own before the steady state (default 3; 0: none)
   --pool-max N   database pool size, for the service and the ceiling alike (default 10)
+  --env K=V      an environment variable for every service process, e.g. --env
+                 INGEST_STATEMENTS_IN_FLIGHT=4 (repeatable)
   --out FILE     where the JSON table goes (default bench-results.json)
 
 DATABASE_URL=postgres://... benches that database instead of a fresh embedded Postgres. Use one
@@ -96,7 +99,11 @@ const sql = connect(db.url, { max: poolMax, statementTimeoutMs: 30_000, connectT
 await migrate(sql);
 // The service as users run it: the default LOG_LEVEL (info: a line per delivery and per folded
 // event), written to /dev/null.
-const serviceEnv = { DB_POOL_MAX: String(poolMax), LOG_LEVEL: 'info' };
+const serviceEnv: Record<string, string> = {
+  DB_POOL_MAX: String(poolMax),
+  LOG_LEVEL: 'info',
+  ...Object.fromEntries(args.env!.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
+};
 const rows: Record<string, string | number>[] = [];
 /** CPU used so far by the bench, these service processes and the embedded Postgres. */
 const cpu0 = (services: ({ child: { pid?: number } } | undefined)[] = []) =>

@@ -78,6 +78,30 @@ export function watchSaturation(requestCount: () => number): Saturation {
   return { saturated: () => saturated, stop: () => clearInterval(timer) };
 }
 
+/** The largest value seen over the last one to two windows of `windowMs`. */
+export function peakOver(windowMs: number): { see(n: number): void; peak(): number } {
+  let start = performance.now();
+  let current = 0;
+  let previous = 0;
+  const rotate = () => {
+    const now = performance.now();
+    if (now - start < windowMs) return;
+    previous = now - start < 2 * windowMs ? current : 0;
+    current = 0;
+    start = now;
+  };
+  return {
+    see(n) {
+      rotate();
+      if (n > current) current = n;
+    },
+    peak() {
+      rotate();
+      return Math.max(current, previous);
+    },
+  };
+}
+
 export type ServiceOptions = { config: Config; log: Logger; startWorkers?: StartWorkers };
 
 export type Service = {
@@ -205,10 +229,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   let inFlight = 0;
   let requests = 0;
+  // Group commit answers a whole batch at once, so the count of requests in flight dips for an
+  // instant between batches: a fold loop that looked then claimed and folded 50 events in the
+  // middle of a burst. The workers look at the most in flight over the last 50-100 ms instead.
+  const recent = peakOver(SATURATION_WINDOW_MS);
   const done = () => inFlight--;
   const listener: RequestListener = (req, res) => {
     inFlight++;
     requests++;
+    recent.see(inFlight);
     // 'close' comes once per response: sent, or its connection gone.
     res.once('close', done);
     http.listener(req, res);
@@ -240,7 +269,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       let busy: ((loop: number) => boolean) | undefined;
       if (serveHttp && yieldAt > 0) {
         const eventLoop = (saturation = watchSaturation(() => requests));
-        busy = (loop) => inFlight > yieldAt || (loop > 0 && eventLoop.saturated());
+        busy = (loop) => Math.max(inFlight, recent.peak()) > yieldAt || (loop > 0 && eventLoop.saturated());
       }
       workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, onPause: metrics.observePause, sweeps, busy });
       log.info({ concurrency: config.WORKER_CONCURRENCY }, 'workers started');
