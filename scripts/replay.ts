@@ -7,21 +7,9 @@ import { parseArgs } from 'node:util';
 import type postgres from 'postgres';
 import { z } from 'zod';
 import { ConfigError, loadConfig, type Config } from '../src/config.ts';
-import {
-  EVENT_REF_HELP,
-  checkWindow,
-  countReplayable,
-  filterFields,
-  isEmptyFilter,
-  parseEventRef,
-  replayEvent,
-  replayEvents,
-  sampleReplayable,
-  type EventFilter,
-  type EventItem,
-  type EventRef,
-  type ReplayProgress,
-} from '../src/db/admin.ts';
+import { EVENT_REF_HELP, checkWindow, filterFields, isEmptyFilter, parseEventRef, type EventFilter, type EventRef } from '../src/db/event-filter.ts';
+import type { EventItem } from '../src/db/event-lookup.ts';
+import { countReplayable, replayEvent, replayEvents, sampleReplayable, type ReplayProgress } from '../src/db/replay.ts';
 import { connect } from '../src/db/client.ts';
 import { embeddedUrl, startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
 import type { NewEvent } from '../src/db/events.ts';

@@ -1,14 +1,15 @@
-// Folding a claim a batch at a time (fold_events() in sql/004_fold_batches.sql, foldBatch in
+// Folding a claim a batch at a time (fold_items() in sql/functions/fold_items.sql, foldBatch in
 // src/worker/fold.ts): one transaction for the batch, one subtransaction per event. An event that
 // throws, or whose rows another fold holds, must not take the others down with it, and must still
 // be folded (or retried) by the one-event path.
 import t from 'tap';
 import { claimEvents } from '../src/db/events.ts';
-import { applyFoldBatch, type BatchItem } from '../src/db/graph.ts';
+import { applyFoldItems, type FoldItem } from '../src/db/fold.ts';
 import { silentLogger } from '../src/log.ts';
 import { planEvent } from '../src/stripe/graph.ts';
 import { MAX_FOLD_BATCH, foldBatch } from '../src/worker/fold.ts';
 import { createTestDatabase } from './helpers/db.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
 import { resetGraph, storeEvents, type Ev } from './helpers/fold.ts';
 
 const db = await createTestDatabase(t);
@@ -32,7 +33,10 @@ async function claim(events: Ev[]) {
   return claimEvents(sql, { limit: 100, leaseSeconds: 60, workerId: 'test:1:0' });
 }
 
-/** Which outcome fold_events() gave (its jsonb objects do not keep key order). */
+/** Folds the items as one batch in a transaction of its own, as foldBatch does. */
+const applyBatch = (items: FoldItem[]) => sql.begin((tx) => applyFoldItems(tx, items));
+
+/** Which outcome fold_items() gave (its jsonb objects do not keep key order). */
 const kind = (o: object) => ['result', 'ignored', 'skipped', 'busy', 'error'].find((k) => k in o);
 
 const statuses = async () =>
@@ -47,12 +51,12 @@ t.test('an event that throws is rolled back alone; the rest of the batch commits
   await sql`alter table customers add constraint poison check (id <> 'cus_poison')`;
   t.teardown(() => sql`alter table customers drop constraint poison`);
   const claimed = await claim([customerEvent('cus_1'), customerEvent('cus_poison'), customerEvent('cus_2')]);
-  const items: BatchItem[] = claimed.map((e) => {
+  const items: FoldItem[] = claimed.map((e) => {
     const plan = planEvent(e.payload);
     if (plan.kind !== 'fold') throw new Error('expected a fold plan');
-    return { id: e.id, plan };
+    return { event: e.id, plan };
   });
-  const outcomes = await applyFoldBatch(sql, items);
+  const outcomes = await applyBatch(items);
   t.same(outcomes.map(kind), ['result', 'error', 'result'], 'one outcome per event, in order');
   t.match(outcomes[1], { code: '23514', error: /poison/ }, 'the error names the constraint');
   t.same(await statuses(), { cus_1: 'PROCESSED', cus_poison: 'RECEIVED', cus_2: 'PROCESSED' });
@@ -80,12 +84,12 @@ t.test('an event whose rows another fold holds is not waited for in the batch, t
   await holder`begin`;
   await holder`select pg_advisory_xact_lock(hashtextextended(${plan.lockKeys[0]!}, 0))`;
 
-  const items: BatchItem[] = claimed.map((e) => {
+  const items: FoldItem[] = claimed.map((e) => {
     const p = planEvent(e.payload);
     if (p.kind !== 'fold') throw new Error('expected a fold plan');
-    return { id: e.id, plan: p };
+    return { event: e.id, plan: p };
   });
-  const outcomes = await applyFoldBatch(sql, items);
+  const outcomes = await applyBatch(items);
   t.same(
     outcomes.map(kind),
     claimed.map((e) => (e.id === held.id ? 'busy' : 'result')),
@@ -94,12 +98,16 @@ t.test('an event whose rows another fold holds is not waited for in the batch, t
   t.same(await statuses(), { cus_free: 'PROCESSED', cus_held: 'RECEIVED', cus_free2: 'PROCESSED' });
 
   // foldBatch folds the busy event alone, which waits for the lock instead of skipping it.
-  const [a] = await Promise.all([
-    foldBatch(sql, [held, held], options, silentLogger()),
-    new Promise((r) => setTimeout(r, 300)).then(() => holder`commit`),
-  ]);
+  let finished = false;
+  const folding = foldBatch(sql, [held, held], options, silentLogger()).finally(() => (finished = true));
+  await waitFor(async () => {
+    const [w] = await sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and not granted`;
+    return w!.n > 0;
+  }, { timeoutMs: 10_000, what: 'the fold to wait for the advisory lock' });
+  t.notOk(finished, 'it waits for the lock while the other transaction holds it');
+  await holder`commit`;
+  const a = await folding;
   t.same(a.map((f) => f.outcome), ['processed', 'skipped'], 'folded once after the lock was let go; the duplicate is skipped');
-  t.ok(a[0]!.ms >= 250, 'it waited for the lock');
   t.same(await statuses(), { cus_free: 'PROCESSED', cus_held: 'PROCESSED', cus_free2: 'PROCESSED' });
 });
 
@@ -127,7 +135,7 @@ t.test('children of one parent fold side by side; the parent\'s writer excludes 
   await holder`begin`;
   await holder`select pg_advisory_xact_lock_shared(hashtextextended('customers:cus_parent', 0))`;
 
-  const outcomes = await applyFoldBatch(sql, claimed.map((e, i) => ({ id: e.id, plan: plans[i]! })));
+  const outcomes = await applyBatch(claimed.map((e, i) => ({ event: e.id, plan: plans[i]! })));
   t.same(outcomes.map(kind), ['result', 'busy', 'result'], 'the children fold beside it; the parent waits for it');
   t.same(await statuses(), { in_1: 'PROCESSED', cus_parent: 'RECEIVED', in_2: 'PROCESSED' });
   await holder`commit`;
@@ -138,7 +146,7 @@ t.test('children of one parent fold side by side; the parent\'s writer excludes 
   await holder`select pg_advisory_xact_lock(hashtextextended('customers:cus_parent', 0))`;
   const plan = planEvent(again!.payload);
   if (plan.kind !== 'fold') throw new Error('expected a fold plan');
-  t.same((await applyFoldBatch(sql, [{ id: again!.id, plan }])).map(kind), ['busy']);
+  t.same((await applyBatch([{ event: again!.id, plan }])).map(kind), ['busy']);
   await holder`commit`;
 });
 
@@ -155,7 +163,7 @@ t.test('ignored and already finished events in one batch', async (t) => {
   t.ok(ping!.result.ignored, 'the result says why');
 });
 
-t.test('a batch larger than fold_events() takes is refused before it reaches the database', async (t) => {
+t.test('a batch larger than fold_items() takes is refused before it reaches the database', async (t) => {
   const one = { id: '1', source: 'stripe', event_id: 'evt_1', type: 'x', attempts: 1, payload: {} };
   await t.rejects(foldBatch(sql, Array.from({ length: MAX_FOLD_BATCH + 1 }, () => one), options, silentLogger()), /at most/);
 });

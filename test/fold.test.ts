@@ -160,12 +160,34 @@ t.test('objects we do not fold, and other sources, are IGNORED, never retried', 
   ]);
 });
 
-t.test('a malformed object fails at once, without retries', async (t) => {
+t.test('an event without a snapshot fails at once, without retries', async (t) => {
   await resetGraph(sql);
-  await storeEvents(sql, [ev('customer.created', { object: 'customer', email: 'no id' }), ev('customer.created', customer('cus_ok'))]);
+  const broken = { ...ev('customer.created', customer('cus_x')), data: {} } as unknown as Ev;
+  await storeEvents(sql, [broken, ev('customer.created', customer('cus_ok'))]);
   await drain(sql);
   const rows = await sql`select status, attempts, last_error from events order by id`;
-  t.match(rows, [{ status: 'FAILED', attempts: 1, last_error: /malformed/ }, { status: 'PROCESSED' }]);
+  t.match(rows, [{ status: 'FAILED', attempts: 1, last_error: /malformed: event without data.object/ }, { status: 'PROCESSED' }]);
+});
+
+t.test('an object without an id (a preview such as invoice.upcoming) is ignored with the reason', async (t) => {
+  await resetGraph(sql);
+  const { id: _, ...preview } = invoice('in_x', 'draft');
+  await storeEvents(sql, [ev('invoice.upcoming', preview)]);
+  await drain(sql);
+  const [row] = await sql`select status, attempts, result from events`;
+  t.match(row, { status: 'IGNORED', attempts: 1, result: { ignored: /invoice has no id, so there is no row to write/ } });
+  t.same(await sql`select id from invoices`, [], 'nothing written');
+});
+
+t.test('a snapshot without its object field is recognised by its id prefix, or else by the event type', async (t) => {
+  await resetGraph(sql);
+  const { object: _, ...bare } = customer('cus_bare');
+  const { object: __, ...unprefixed } = invoice('weird_1', 'open');
+  await storeEvents(sql, [ev('customer.updated', bare), ev('invoice.finalized', unprefixed), ev('customer.created', customer('cus_a'))]);
+  await drain(sql);
+  t.same((await sql`select status from events order by id`).map((r) => r.status), ['PROCESSED', 'PROCESSED', 'PROCESSED']);
+  t.same((await sql`select id from customers order by id`).map((r) => r.id), ['cus_a', 'cus_bare']);
+  t.match(await sql`select id, status, customer_id from invoices`, [{ id: 'weird_1', status: 'open', customer_id: 'cus_a' }]);
 });
 
 t.test('a poison event retries with backoff, ends FAILED, and does not hold up the rest', async (t) => {

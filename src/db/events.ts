@@ -107,17 +107,6 @@ export async function claimEvents(
     returning e.id::text, e.source, e.event_id, e.type, e.attempts, e.payload`;
 }
 
-/** Marks a claimed event IGNORED (a type or source we do not fold); false if it was finished already. */
-export async function ignoreEvent(sql: Sql, id: string, reason: string): Promise<boolean> {
-  const rows = await sql`
-    update events
-    set status = 'IGNORED', result = ${sql.json({ ignored: reason })}, processed_at = now(),
-        locked_until = null, next_attempt_at = now()
-    where id = ${id} and status = 'RECEIVED'
-    returning id`;
-  return rows.length === 1;
-}
-
 /**
  * Records a failed attempt: back to RECEIVED with a later next_attempt_at, or FAILED (the dead
  * letter: visible, replayable) when `retryInMs` is null.

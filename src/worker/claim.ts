@@ -7,7 +7,8 @@ import { hostname } from 'node:os';
 import type postgres from 'postgres';
 import { EVENTS_CHANNEL, claimEvents, releaseClaims } from '../db/events.ts';
 import type { Logger } from '../log.ts';
-import { MAX_FOLD_BATCH, foldBatch, type FoldOptions, type FoldOutcome } from './fold.ts';
+import type { FoldOutcome } from '../metrics.ts';
+import { MAX_FOLD_BATCH, foldBatch, type FoldOptions } from './fold.ts';
 
 export type ClaimLoopOptions = FoldOptions & {
   concurrency: number;

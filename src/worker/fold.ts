@@ -1,21 +1,27 @@
-// Folds claimed events into the object graph: plan each (pure, stripe/graph.ts), then apply the
-// plans in one transaction that takes the advisory locks of every row they touch (exclusive for
-// rows written, shared for parents linked to; sql/006_shared_parent_locks.sql), locks
-// each event row, writes parents before children, and marks the events PROCESSED. foldBatch does a
-// few events at a time, each in its own subtransaction; an event that fails there is folded again
-// alone by foldEvent, whose failure is recorded as a retry with backoff, or as FAILED.
+// Folds claimed events into the object graph. The fold's transaction opens here, in
+// foldTransaction: the plans (pure, stripe/graph.ts) are applied in it (db/fold.ts: one statement
+// for a batch), and whatever must commit with the fold is written in it too, by the caller's
+// `inTransaction` hook, before the commit. foldBatch does a few events per transaction, each in its
+// own subtransaction; an event that fails there is folded again alone by foldEvent, whose failure
+// is recorded as a retry with backoff, or as FAILED. foldSnapshot folds an object read from
+// Stripe's API through the same transaction.
 import type postgres from 'postgres';
-import { failAttempt, ignoreEvent, type ClaimedEvent } from '../db/events.ts';
-import { applyFoldBatch, applyFoldPlan, type BatchItem, type FoldResult } from '../db/graph.ts';
+import { failAttempt, type ClaimedEvent } from '../db/events.ts';
+import { applyFoldItem, applyFoldItems, relaxCommit, type FoldItem, type FoldResult, type ItemOutcome } from '../db/fold.ts';
 import type { Logger } from '../log.ts';
-import { MalformedEventError, planEvent, type FoldPlan } from '../stripe/graph.ts';
-
-export type FoldOutcome = 'processed' | 'ignored' | 'retry' | 'failed' | 'skipped';
+import type { FoldOutcome } from '../metrics.ts';
+import type { StripeObject } from '../stripe/catalog.ts';
+import { MalformedEventError, planEvent, planSnapshot, type FoldPlan, type Origin } from '../stripe/graph.ts';
 
 export type FoldOptions = {
   maxAttempts: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /**
+   * Runs in the fold's transaction after the rows are written, with each item's outcome (in the
+   * order of the items): whatever must commit together with the fold, or not at all.
+   */
+  inTransaction?: (tx: postgres.TransactionSql, outcomes: ItemOutcome[]) => Promise<void>;
 };
 
 // Deadlocks and serialization failures are the database asking us to try again now.
@@ -30,6 +36,27 @@ export function retryDelayMs(attempt: number, options: Pick<FoldOptions, 'retryB
 
 /** The most events folded in one transaction: each is a subtransaction, and Postgres caches 64. */
 export const MAX_FOLD_BATCH = 32;
+
+/**
+ * The fold's transaction: applies the items (as one batch that never waits for a lock, or one item
+ * that waits for its locks), then the caller's inTransaction hook, then commits.
+ */
+async function foldTransaction(
+  sql: postgres.Sql,
+  items: FoldItem[],
+  mode: 'batch' | 'wait',
+  options: Pick<FoldOptions, 'inTransaction'>,
+): Promise<ItemOutcome[]> {
+  return sql.begin(async (tx) => {
+    // Sent together (postgres.js pipelines queries on a connection): one round trip, not two.
+    const [, outcomes] = await Promise.all([
+      relaxCommit(tx),
+      mode === 'batch' ? applyFoldItems(tx, items) : applyFoldItem(tx, items[0]!).then((o) => [o]),
+    ]);
+    await options.inTransaction?.(tx, outcomes);
+    return outcomes;
+  });
+}
 
 const eventLog = (log: Logger, event: ClaimedEvent) =>
   log.child({ id: event.id, eventId: event.event_id, source: event.source, type: event.type });
@@ -48,6 +75,9 @@ async function planOrFail(sql: postgres.Sql, event: ClaimedEvent, elog: Logger):
   }
 }
 
+const itemOf = (event: ClaimedEvent, plan: FoldPlan): FoldItem =>
+  plan.kind === 'ignore' ? { event: event.id, ignore: plan.reason } : { event: event.id, plan };
+
 function logFolded(elog: Logger, result: FoldResult): void {
   // One line per event, so "what happened to event X?" is one grep away.
   elog.info(
@@ -60,11 +90,30 @@ function logFolded(elog: Logger, result: FoldResult): void {
   );
 }
 
+/** Logs what the fold did with one event and names its outcome; undefined when it must be folded alone. */
+function settle(elog: Logger, o: ItemOutcome | undefined): FoldOutcome | undefined {
+  if (o === undefined || 'busy' in o) return undefined;
+  if ('error' in o) {
+    elog.debug({ err: o.error, code: o.code }, 'fold failed in a batch; folding it alone');
+    return undefined;
+  }
+  if ('result' in o) {
+    logFolded(elog, o.result);
+    return 'processed';
+  }
+  if ('ignored' in o) {
+    elog.debug({ reason: o.ignored }, 'event ignored');
+    return 'ignored';
+  }
+  elog.debug('already finished by another worker');
+  return 'skipped';
+}
+
 /**
- * Folds up to MAX_FOLD_BATCH claimed events in one transaction (fold_events()), and returns each
- * one's outcome and its share of the time. Events that fail in the batch, whose rows another fold
- * holds, or all of them when the batch statement itself fails, are then folded one by one by
- * foldEvent: it waits for the locks, and records retries.
+ * Folds up to MAX_FOLD_BATCH claimed events in one transaction, and returns each one's outcome and
+ * its share of the time. Events that fail in the batch, whose rows another fold holds, or all of
+ * them when the batch's transaction fails, are then folded one by one by foldEvent: it waits for
+ * the locks, and records retries.
  */
 export async function foldBatch(
   sql: postgres.Sql,
@@ -80,42 +129,31 @@ export async function foldBatch(
   }
   const started = performance.now();
   const done: ({ outcome: FoldOutcome; ms: number } | undefined)[] = new Array(events.length);
-  const items: BatchItem[] = [];
+  const items: FoldItem[] = [];
   const at: number[] = [];
   for (const [i, event] of events.entries()) {
     const plan = await planOrFail(sql, event, eventLog(log, event));
     if (plan === null) done[i] = { outcome: 'failed', ms: 0 };
     else {
-      items.push(plan.kind === 'ignore' ? { id: event.id, ignore: plan.reason } : { id: event.id, plan });
+      items.push(itemOf(event, plan));
       at.push(i);
     }
   }
 
-  let outcomes: Awaited<ReturnType<typeof applyFoldBatch>> = [];
+  let outcomes: ItemOutcome[] = [];
   try {
-    if (items.length > 0) outcomes = await applyFoldBatch(sql, items);
+    if (items.length > 0) outcomes = await foldTransaction(sql, items, 'batch', options);
   } catch (err) {
-    // A deadlock, a timeout, the database gone: nothing of the batch committed.
+    // A deadlock, a timeout, the database gone, the hook failing: nothing of the batch committed.
     log.warn({ err, events: items.length }, 'fold batch failed; folding its events one by one');
+    outcomes = [];
   }
   const share = (performance.now() - started) / events.length;
   const alone: number[] = [];
   for (const [k, i] of at.entries()) {
-    const o = outcomes[k];
-    const elog = eventLog(log, events[i]!);
-    if (o === undefined || 'error' in o || 'busy' in o) {
-      if (o && 'error' in o) elog.debug({ err: o.error, code: o.code }, 'fold failed in a batch; folding it alone');
-      alone.push(i);
-    } else if ('result' in o) {
-      logFolded(elog, o.result);
-      done[i] = { outcome: 'processed', ms: share };
-    } else if ('ignored' in o) {
-      elog.debug({ reason: o.ignored }, 'event ignored');
-      done[i] = { outcome: 'ignored', ms: share };
-    } else {
-      elog.debug('already finished by another worker');
-      done[i] = { outcome: 'skipped', ms: share };
-    }
+    const outcome = settle(eventLog(log, events[i]!), outcomes[k]);
+    if (outcome === undefined) alone.push(i);
+    else done[i] = { outcome, ms: share };
   }
   for (const i of alone) {
     const t = performance.now();
@@ -125,30 +163,18 @@ export async function foldBatch(
   return done.map((d) => d!);
 }
 
-export async function foldEvent(
-  sql: postgres.Sql,
-  event: ClaimedEvent,
-  options: FoldOptions,
-  log: Logger,
-): Promise<FoldOutcome> {
+/** Folds one claimed event in a transaction of its own, waiting for its locks; records a failure as a retry or FAILED. */
+export async function foldEvent(sql: postgres.Sql, event: ClaimedEvent, options: FoldOptions, log: Logger): Promise<FoldOutcome> {
   const elog = eventLog(log, event);
   const plan = await planOrFail(sql, event, elog);
   if (plan === null) return 'failed';
 
   for (let tryNo = 1; ; tryNo++) {
     try {
-      if (plan.kind === 'ignore') {
-        if (!(await ignoreEvent(sql, event.id, plan.reason))) return 'skipped';
-        elog.debug({ reason: plan.reason }, 'event ignored');
-        return 'ignored';
-      }
-      const result = await applyFoldPlan(sql, event.id, plan);
-      if (!result) {
-        elog.debug('already folded by another worker');
-        return 'skipped';
-      }
-      logFolded(elog, result);
-      return 'processed';
+      const [o] = await foldTransaction(sql, [itemOf(event, plan)], 'wait', options);
+      const outcome = settle(elog, o);
+      if (outcome === undefined) throw new Error(`fold_item answered ${JSON.stringify(o)}`);
+      return outcome;
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code && TRANSIENT.has(code) && tryNo < IMMEDIATE_TRIES) continue;
@@ -167,6 +193,32 @@ export async function foldEvent(
       }
       elog.warn({ err: message, attempts: event.attempts, retryInMs: delay }, 'fold failed; will retry');
       return 'retry';
+    }
+  }
+}
+
+/**
+ * Folds an object read from Stripe's API (not an event) through the same transaction, waiting for
+ * its locks: its order key is `origin` (when it was read), so a later event still wins and an
+ * earlier one loses. Returns what it did, or the reason it was not folded.
+ */
+export async function foldSnapshot(
+  sql: postgres.Sql,
+  object: StripeObject,
+  origin: Origin,
+  options: Pick<FoldOptions, 'inTransaction'> = {},
+): Promise<{ result: FoldResult } | { ignored: string }> {
+  const plan = planSnapshot(object, origin);
+  if (plan.kind === 'ignore') return { ignored: plan.reason };
+  for (let tryNo = 1; ; tryNo++) {
+    try {
+      const [o] = await foldTransaction(sql, [{ snapshot: object, plan }], 'wait', options);
+      if (o && 'result' in o) return { result: o.result };
+      throw new Error(`folding ${String(object.id)} gave ${JSON.stringify(o)}`);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code && TRANSIENT.has(code) && tryNo < IMMEDIATE_TRIES) continue;
+      throw err;
     }
   }
 }

@@ -4,7 +4,7 @@ import type postgres from 'postgres';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { startClaimLoops } from './claim.ts';
-import type { FoldOutcome } from './fold.ts';
+import type { FoldOutcome } from '../metrics.ts';
 import { startSweeps, sweepLeases, sweepLinks, type Sweep, type Sweeper } from './sweeps.ts';
 
 export type Workers = { stop(): Promise<void> };

@@ -4,12 +4,12 @@
 import { PgBoss } from 'pg-boss';
 import type postgres from 'postgres';
 import { recoverExpiredLeases } from '../db/events.ts';
-import { findResolvableParents, resolveLinksTo, type LinkRef } from '../db/graph.ts';
+import { findResolvableParents, resolveLinksTo, type ResolvedLink } from '../db/fold.ts';
 import type { Logger } from '../log.ts';
 
 /** Resolves parked links whose parent exists after all; one short transaction per parent. */
-export async function sweepLinks(sql: postgres.Sql, log: Logger, limit = 1000): Promise<LinkRef[]> {
-  const resolved: LinkRef[] = [];
+export async function sweepLinks(sql: postgres.Sql, log: Logger, limit = 1000): Promise<ResolvedLink[]> {
+  const resolved: ResolvedLink[] = [];
   for (const p of await findResolvableParents(sql, limit)) {
     resolved.push(...(await sql.begin((tx) => resolveLinksTo(tx, p.parent_table, p.parent_id))));
   }

@@ -2,7 +2,7 @@
 // and read the whole graph back in a form two runs can be compared with.
 import type postgres from 'postgres';
 import { insertEvent } from '../../src/db/events.ts';
-import { TABLES, type TableName } from '../../src/stripe/graph.ts';
+import { BY_TABLE, TABLES } from '../../src/stripe/catalog.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import { startWorkers } from '../../src/worker/index.ts';
 import { waitFor } from '../../scripts/lib/wait.ts';
@@ -51,15 +51,22 @@ export async function drain(
   }
 }
 
-/** Every object row (without updated_at) and every pending link, sorted: equal graphs compare equal. */
-export type Graph = Record<TableName | 'pending_links', any[]>;
+/** The many-to-many link tables of the catalogue. */
+const LINK_TABLES = [...BY_TABLE.values()].flatMap((s) => s.many.map((m) => ({ table: m.table, order: `${m.childColumn}, ${m.parentColumn}` })));
+
+/**
+ * Every object row, link table row and pending link, sorted: equal graphs compare equal. Without
+ * updated_at and version: when and how many times a row changed depends on the arrival order.
+ */
+export type Graph = Record<string, any>;
 
 export async function graphSnapshot(sql: postgres.Sql): Promise<Graph> {
-  const out = {} as Graph;
+  const out: Graph = {};
   for (const table of TABLES) {
     const rows = await sql.unsafe(`select * from ${table} order by id`);
-    out[table] = rows.map(({ updated_at: _, ...rest }) => rest);
+    out[table] = rows.map(({ updated_at: _, version: __, ...rest }) => rest);
   }
+  for (const { table, order } of LINK_TABLES) out[table] = [...(await sql.unsafe(`select * from ${table} order by ${order}`))];
   out.pending_links = (
     await sql`select child_table, child_id, link_column, parent_table, parent_id from pending_links
               order by child_table, child_id, link_column`
@@ -69,5 +76,5 @@ export async function graphSnapshot(sql: postgres.Sql): Promise<Graph> {
 
 /** Empties the graph and the events, to fold another arrival order on the same database. */
 export async function resetGraph(sql: postgres.Sql): Promise<void> {
-  await sql.unsafe(`truncate events, pending_links, ${TABLES.join(', ')}`);
+  await sql.unsafe(`truncate events, pending_links, ${[...TABLES, ...LINK_TABLES.map((l) => l.table)].join(', ')}`);
 }

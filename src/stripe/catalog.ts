@@ -1,0 +1,382 @@
+// The Stripe catalogue: every object webhook-inbox folds, written once. Its table, id prefixes,
+// promoted columns, parent links, lifecycle ranks and embedded children are read from here by the
+// planner (stripe/graph.ts), by the writer functions rendered for the database (db/fold-sql.ts),
+// by the parents-first order, and by the test that holds the schema in sql/ against it.
+// Pure data and small getters: no I/O.
+//
+// To fold a new object: add its spec below, create its table in a new numbered migration (the
+// common columns are listed in COMMON_COLUMNS), and add a fixture to the test stream.
+// test/catalog.test.ts names whatever the migration and the spec disagree on.
+
+export type StripeObject = Record<string, unknown>;
+type Getter = (o: StripeObject) => unknown;
+
+/** Postgres types a promoted column may have; the writer casts the planned value to it. */
+export type ColumnType = 'text' | 'bigint' | 'integer' | 'boolean' | 'timestamptz' | 'numeric';
+
+export type ColumnSpec = { type: ColumnType; get: Getter };
+
+/** A parent link: a real foreign key `column` -> `parent`'s table, set only once the parent row exists. */
+export type LinkSpec = { column: string; parent: string; ref: Getter };
+
+/**
+ * A many-to-many link (an invoice's discounts, a subscription item's tax rates): the rows of the
+ * link `table`, (`<child>_id`, `<parent>_id`) with real foreign keys, are the set the newest
+ * snapshot names. A parent that has not arrived is parked like any other link, with the link
+ * table's name as its link column.
+ */
+export type ManyLinkSpec = { table: string; childColumn: string; parentColumn: string; parent: string; refs: Getter };
+
+/**
+ * Children a snapshot carries whole and that are the only source of their rows (a subscription's
+ * items, an invoice's lines): each element of the list at `path` becomes a row, with `inject`
+ * naming its parent. A path, not a getter: the fold reads each child's snapshot from the stored
+ * event at that path instead of receiving a second copy.
+ */
+export type EmbedSpec = { object: string; path: string[]; inject: (parent: StripeObject) => StripeObject };
+
+export type ObjectSpec = {
+  /** Stripe's `object` name, e.g. `invoice`, `checkout.session`. */
+  object: string;
+  table: string;
+  /** Id prefixes, to recognise a snapshot whose `object` field is missing. */
+  prefixes: string[];
+  /** Where Stripe's API retrieves one by id, under /v1/ (none for objects without a retrieve endpoint). */
+  apiPath?: string;
+  /** Promoted columns besides the common ones; back-references down the graph go here (no FK). */
+  columns: Record<string, ColumnSpec>;
+  links: LinkSpec[];
+  many: ManyLinkSpec[];
+  embeds: EmbedSpec[];
+  amount?: Getter;
+  /** Lifecycle rank of a status: the later state wins a tie within the same second. */
+  rank: Record<string, number>;
+  /** Later states that the status alone does not show (a refunded charge stays `succeeded`). */
+  extraRank?: (o: StripeObject) => number;
+};
+
+/**
+ * Columns every object table has besides `id`, its links and its promoted columns. The order key
+ * (last_event_created, last_event_rank, last_event_id) decides which snapshot is newest; version
+ * counts the row's changes.
+ */
+export const COMMON_COLUMNS = {
+  status: 'text',
+  amount: 'bigint',
+  currency: 'text',
+  created: 'timestamptz',
+  livemode: 'boolean',
+  account: 'text',
+  deleted: 'boolean',
+  data: 'jsonb',
+  api_version: 'text',
+  last_event_id: 'text',
+  last_event_created: 'timestamptz',
+  last_event_rank: 'integer',
+  updated_at: 'timestamptz',
+  version: 'bigint',
+} as const;
+
+// ---- Getters -------------------------------------------------------------------------------------
+
+export const field = (name: string): Getter => (o) => o[name];
+
+export const path =
+  (...keys: string[]): Getter =>
+  (o) => {
+    let v: unknown = o;
+    for (const k of keys) {
+      if (v === null || typeof v !== 'object') return undefined;
+      v = (v as StripeObject)[k];
+    }
+    return v;
+  };
+
+/** The first getter that finds something: for fields that moved between API versions. */
+export const either =
+  (...getters: Getter[]): Getter =>
+  (o) => {
+    for (const get of getters) {
+      const v = get(o);
+      if (v !== undefined && v !== null) return v;
+    }
+    return undefined;
+  };
+
+/** An expandable field holds an id, a whole object, or nothing: the id either way. */
+export function refId(v: unknown): string | null {
+  if (typeof v === 'string') return v.length > 0 ? v : null;
+  if (v !== null && typeof v === 'object' && typeof (v as StripeObject).id === 'string') {
+    const id = (v as StripeObject).id as string;
+    return id.length > 0 ? id : null;
+  }
+  return null;
+}
+
+export function unixTime(v: unknown): string | null {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return null;
+  const date = new Date(v * 1000);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
+const text = (get: Getter): ColumnSpec => ({ type: 'text', get });
+/** A back-reference or other id-valued field: the id, whether Stripe sent an id or an object. */
+const ref = (get: Getter): ColumnSpec => ({ type: 'text', get: (o) => refId(get(o)) });
+const time = (name: string): ColumnSpec => ({ type: 'timestamptz', get: (o) => unixTime(o[name]) });
+const link = (column: string, parent: string, get: Getter): LinkSpec => ({ column, parent, ref: get });
+
+const spec = (s: Omit<ObjectSpec, 'columns' | 'links' | 'many' | 'embeds' | 'rank'> & Partial<ObjectSpec>): ObjectSpec => ({
+  columns: {},
+  links: [],
+  many: [],
+  embeds: [],
+  rank: {},
+  ...s,
+});
+
+// ---- The objects ---------------------------------------------------------------------------------
+// Ranks follow each object's documented lifecycle. Parents may appear in any order here; the
+// parents-first order (TABLES) is derived from the links.
+
+const OBJECTS: ObjectSpec[] = [
+  spec({
+    object: 'customer',
+    table: 'customers',
+    prefixes: ['cus_'],
+    apiPath: 'customers',
+    columns: { email: text(field('email')), name: text(field('name')) },
+  }),
+  spec({
+    object: 'product',
+    table: 'products',
+    prefixes: ['prod_'],
+    apiPath: 'products',
+    columns: { default_price_id: ref(field('default_price')) },
+  }),
+  spec({
+    object: 'price',
+    table: 'prices',
+    prefixes: ['price_'],
+    apiPath: 'prices',
+    links: [link('product_id', 'product', field('product'))],
+    amount: field('unit_amount'),
+  }),
+  spec({
+    object: 'payment_method',
+    table: 'payment_methods',
+    prefixes: ['pm_'],
+    apiPath: 'payment_methods',
+    links: [link('customer_id', 'customer', field('customer'))],
+  }),
+  spec({
+    object: 'subscription',
+    table: 'subscriptions',
+    prefixes: ['sub_'],
+    apiPath: 'subscriptions',
+    links: [link('customer_id', 'customer', field('customer'))],
+    columns: {
+      latest_invoice_id: ref(field('latest_invoice')),
+      default_payment_method_id: ref(field('default_payment_method')),
+    },
+    rank: { incomplete: 1, trialing: 2, active: 2, paused: 2, past_due: 3, unpaid: 3, incomplete_expired: 4, canceled: 4 },
+    // A subscription snapshot carries its items whole: they are the only source of item rows.
+    embeds: [{ object: 'subscription_item', path: ['items', 'data'], inject: (s) => ({ subscription: s.id }) }],
+  }),
+  spec({
+    object: 'subscription_item',
+    table: 'subscription_items',
+    prefixes: ['si_'],
+    apiPath: 'subscription_items',
+    links: [link('subscription_id', 'subscription', field('subscription')), link('price_id', 'price', field('price'))],
+    columns: { current_period_start: time('current_period_start'), current_period_end: time('current_period_end') },
+  }),
+  spec({
+    object: 'invoice',
+    table: 'invoices',
+    prefixes: ['in_'],
+    apiPath: 'invoices',
+    links: [
+      link('customer_id', 'customer', field('customer')),
+      // Since API 2025-03-31 the subscription moved under parent.subscription_details.
+      link('subscription_id', 'subscription', either(path('parent', 'subscription_details', 'subscription'), field('subscription'))),
+    ],
+    columns: { number: text(field('number')) },
+    amount: field('amount_due'),
+    rank: { draft: 1, open: 2, paid: 3, void: 3, uncollectible: 3 },
+  }),
+  spec({
+    object: 'payment_intent',
+    table: 'payment_intents',
+    prefixes: ['pi_'],
+    apiPath: 'payment_intents',
+    links: [
+      link('customer_id', 'customer', field('customer')),
+      // Only before API 2025-03-31; later versions link through invoice_payment objects.
+      link('invoice_id', 'invoice', field('invoice')),
+    ],
+    columns: { latest_charge_id: ref(field('latest_charge')), payment_method_id: ref(field('payment_method')) },
+    amount: field('amount'),
+    rank: {
+      requires_payment_method: 1,
+      requires_confirmation: 1,
+      requires_action: 1,
+      processing: 2,
+      requires_capture: 2,
+      succeeded: 3,
+      canceled: 3,
+    },
+  }),
+  spec({
+    object: 'invoice_payment',
+    table: 'invoice_payments',
+    prefixes: ['inpay_'],
+    apiPath: 'invoice_payments',
+    links: [
+      link('invoice_id', 'invoice', field('invoice')),
+      link('payment_intent_id', 'payment_intent', path('payment', 'payment_intent')),
+    ],
+    amount: field('amount_paid'),
+    rank: { open: 1, paid: 2, canceled: 2 },
+  }),
+  spec({
+    object: 'charge',
+    table: 'charges',
+    prefixes: ['ch_', 'py_'],
+    apiPath: 'charges',
+    links: [
+      link('customer_id', 'customer', field('customer')),
+      link('payment_intent_id', 'payment_intent', field('payment_intent')),
+      link('invoice_id', 'invoice', field('invoice')),
+    ],
+    amount: field('amount'),
+    rank: { pending: 1, succeeded: 2, failed: 2 },
+    // A charge stays `succeeded` when it is refunded or disputed: those are later states.
+    extraRank: (o) =>
+      o.disputed === true ? 4 : o.refunded === true || (typeof o.amount_refunded === 'number' && o.amount_refunded > 0) ? 3 : 0,
+  }),
+  spec({
+    object: 'refund',
+    table: 'refunds',
+    prefixes: ['re_', 'pyr_'],
+    apiPath: 'refunds',
+    links: [link('charge_id', 'charge', field('charge')), link('payment_intent_id', 'payment_intent', field('payment_intent'))],
+    amount: field('amount'),
+    rank: { pending: 1, requires_action: 1, succeeded: 2, failed: 2, canceled: 2 },
+  }),
+  spec({
+    object: 'dispute',
+    table: 'disputes',
+    prefixes: ['dp_', 'du_'],
+    apiPath: 'disputes',
+    links: [link('charge_id', 'charge', field('charge')), link('payment_intent_id', 'payment_intent', field('payment_intent'))],
+    amount: field('amount'),
+    rank: {
+      warning_needs_response: 1,
+      needs_response: 1,
+      warning_under_review: 2,
+      under_review: 2,
+      warning_closed: 3,
+      won: 3,
+      lost: 3,
+    },
+  }),
+  spec({
+    object: 'checkout.session',
+    table: 'checkout_sessions',
+    prefixes: ['cs_'],
+    apiPath: 'checkout/sessions',
+    links: [
+      link('customer_id', 'customer', field('customer')),
+      link('subscription_id', 'subscription', field('subscription')),
+      link('payment_intent_id', 'payment_intent', field('payment_intent')),
+      link('invoice_id', 'invoice', field('invoice')),
+    ],
+    amount: field('amount_total'),
+    rank: { open: 1, complete: 2, expired: 2 },
+  }),
+  spec({
+    object: 'credit_note',
+    table: 'credit_notes',
+    prefixes: ['cn_'],
+    apiPath: 'credit_notes',
+    links: [link('invoice_id', 'invoice', field('invoice')), link('customer_id', 'customer', field('customer'))],
+    amount: field('total'),
+    rank: { issued: 1, void: 2 },
+  }),
+];
+
+// ---- Derived views of the catalogue ---------------------------------------------------------------
+
+/** Specs by Stripe object name. */
+export const SPECS: ReadonlyMap<string, ObjectSpec> = new Map(OBJECTS.map((s) => [s.object, s]));
+
+/** Specs by table name. */
+export const BY_TABLE: ReadonlyMap<string, ObjectSpec> = new Map(OBJECTS.map((s) => [s.table, s]));
+
+/** The table of a Stripe object name; throws for an object the catalogue does not know. */
+export function tableOf(object: string): string {
+  const s = SPECS.get(object);
+  if (!s) throw new Error(`the catalogue has no object ${object}`);
+  return s.table;
+}
+
+/** Every table a spec links to, by its parent object's table. */
+export function parentTables(s: ObjectSpec): string[] {
+  return [...new Set([...s.links.map((l) => tableOf(l.parent)), ...s.many.map((m) => tableOf(m.parent))])];
+}
+
+/**
+ * Parent-first: every table's parents come earlier. A fold writes its rows in this order, so a
+ * parent embedded in a child's snapshot exists before the child checks for it.
+ */
+export const TABLES: readonly string[] = (() => {
+  const order: string[] = [];
+  const visiting = new Set<string>();
+  const visit = (s: ObjectSpec) => {
+    if (order.includes(s.table)) return;
+    if (visiting.has(s.table)) throw new Error(`the catalogue's links form a cycle through ${s.table}`);
+    visiting.add(s.table);
+    for (const parent of parentTables(s)) visit(BY_TABLE.get(parent)!);
+    visiting.delete(s.table);
+    order.push(s.table);
+  };
+  for (const s of OBJECTS) visit(s);
+  return order;
+})();
+
+/** Stripe object names we fold, e.g. `invoice`, `checkout.session`. */
+export const FOLDED_OBJECTS: readonly string[] = OBJECTS.map((s) => s.object);
+
+/** The object a snapshot is, from its id prefix, when its `object` field is missing. */
+export function objectOfId(id: string): string | undefined {
+  let best: { object: string; length: number } | undefined;
+  for (const s of OBJECTS) {
+    for (const p of s.prefixes) {
+      if (id.startsWith(p) && (!best || p.length > best.length)) best = { object: s.object, length: p.length };
+    }
+  }
+  return best?.object;
+}
+
+/**
+ * Event types whose family (the type without its last part, the action) is not the object's own
+ * name: Stripe names these after the parent (`customer.subscription.updated` carries a
+ * subscription, `customer.source.created` a card or bank account).
+ */
+const TYPE_FAMILIES: Record<string, string> = {
+  'customer.subscription': 'subscription',
+  'charge.dispute': 'dispute',
+  'charge.refund': 'refund',
+};
+
+/**
+ * The object an event type is about, when its snapshot does not say: its family, e.g. `invoice`
+ * for `invoice.payment_succeeded`, `checkout.session` for `checkout.session.completed`. The name
+ * may be one the catalogue does not fold (`customer.source`): then the event is ignored as such.
+ */
+export function objectOfType(type: string): string | undefined {
+  const dot = type.lastIndexOf('.');
+  if (dot <= 0) return undefined;
+  const family = type.slice(0, dot);
+  return TYPE_FAMILIES[family] ?? family;
+}
