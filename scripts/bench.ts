@@ -31,6 +31,7 @@ const { values: args } = parseArgs({
     peers: { type: 'string', default: '' },
     'peer-seconds': { type: 'string', default: '10' },
     'peer-warmup': { type: 'string', default: '3' },
+    'peer-rounds': { type: 'string', default: '1' },
     split: { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
     workers: { type: 'string', default: '4' },
@@ -73,6 +74,8 @@ service process(es) and every process of the embedded Postgres (not for a DATABA
                  Fastify app runs it), or stripe-sync-engine@VERSION (default ${STRIPE_SYNC_ENGINE_VERSION})
   --peer-seconds N   measured seconds per side-by-side row (default 10)
   --peer-warmup N    seconds of load before each is measured (default 3)
+  --peer-rounds N    measure every system N times, in turn (default 1); each system's row is its
+                     median round by ratio, and 'rounds' lists every round's ratio
   --workers N    WORKER_CONCURRENCY of the folding service (default 4)
   --split        fixed rates with ROLE=api and ROLE=worker as two processes (default: one ROLE=all)
   --seconds N    duration of each fixed rate (default 20)
@@ -219,7 +222,10 @@ if (phases.has('peers')) {
     { name: `webhook-inbox as users start it (${args.workers} workers folding)`, table: 'events', start: inbox({ WORKER_CONCURRENCY: args.workers! }), folds: true },
   );
   let ceilingRate = NaN;
-  for (const [i, system] of systems.entries()) {
+  // Per system, each round's row and ratio to that round's ceiling: the machine's speed moves
+  // between rounds (other work on it), less so within one.
+  const measured = systems.map(() => [] as { row: Record<string, string | number>; ratio: number }[]);
+  for (let round = 0; round < Number(args['peer-rounds']); round++) for (const [i, system] of systems.entries()) {
     const url = await freshDatabase(db.url, `webhook_inbox_bench_side_${i}`);
     const own = connect(url, { max: poolMax, statementTimeoutMs: 30_000, connectTimeoutMs: 5000 });
     let peer: Peer | undefined;
@@ -262,17 +268,24 @@ if (phases.has('peers')) {
     const rate = results.length / took;
     if (!system.start) ceilingRate = rate;
     const ms = results.map((r) => r.ms);
-    rows.push({
-      measure: `side by side: ${system.name}`,
-      'rows/s': Math.round(rate),
-      'p50 ms': percentile(ms, 50), 'p99 ms': percentile(ms, 99), 'max ms': percentile(ms, 100),
-      'x ceiling': `${(rate / ceilingRate).toFixed(2)}x`,
-      ...cpuRow,
-      'rows/commit': Number.isNaN(Number(commits!.per)) ? '' : Math.round(Number(commits!.per) * 10) / 10,
-      ...(system.folds ? { 'all folded s after': foldedAfter } : {}),
-      ...non200(results),
+    measured[i]!.push({
+      ratio: rate / ceilingRate,
+      row: {
+        measure: `side by side: ${system.name}`,
+        'rows/s': Math.round(rate),
+        'p50 ms': percentile(ms, 50), 'p99 ms': percentile(ms, 99), 'max ms': percentile(ms, 100),
+        'x ceiling': `${(rate / ceilingRate).toFixed(2)}x`,
+        ...cpuRow,
+        'rows/commit': Number.isNaN(Number(commits!.per)) ? '' : Math.round(Number(commits!.per) * 10) / 10,
+        ...(system.folds ? { 'all folded s after': foldedAfter } : {}),
+        ...non200(results),
+      },
     });
     await dropDatabase(db.url, `webhook_inbox_bench_side_${i}`);
+  }
+  for (const runs of measured) {
+    const median = [...runs].sort((a, b) => a.ratio - b.ratio)[Math.floor((runs.length - 1) / 2)]!;
+    rows.push({ ...median.row, ...(runs.length > 1 ? { rounds: runs.map((r) => r.ratio.toFixed(2)).join(' ') } : {}) });
   }
 }
 
