@@ -69,6 +69,7 @@ export async function startStripeSyncEngine(databaseUrl: string, version: string
   }
   const script = path.join(dir, 'server.cjs');
   writeFileSync(script, HARNESS);
-  const server = await startServer(script, databaseUrl, {}, '/healthz');
+  // Fastify 5 warns that the disableRequestLogging option its app passes is deprecated.
+  const server = await startServer(script, databaseUrl, { NODE_NO_WARNINGS: '1' }, '/healthz');
   return { process: server, webhookPath: '/webhooks' };
 }
