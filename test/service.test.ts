@@ -7,7 +7,8 @@ import http from 'node:http';
 import path from 'node:path';
 import t from 'tap';
 import { silentLogger } from '../src/log.ts';
-import { startService, type StartWorkers } from '../src/service.ts';
+import { startService } from '../src/service.ts';
+import type { StartWorkers } from '../src/worker/index.ts';
 import { signStripe, stripeEvent, testConfig } from './helpers/app.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { seedEvent } from './helpers/events.ts';
@@ -55,7 +56,7 @@ t.test('ROLE=all serves every route and starts the workers with the pool, url, c
   t.equal((await fetch(`${service.url}/readyz`)).status, 200);
   t.equal((await fetch(`${service.url}/events`)).status, 401, 'admin API mounted');
   t.equal((await fetch(`${service.url}/webhooks/stripe`, { method: 'POST', body: '{}' })).status, 400, 'ingest mounted');
-  workers.calls[0]!.onFold('failed', 12);
+  workers.calls[0]!.onFold!('failed', 12);
   workers.calls[0]!.onPause?.(0.25);
   const metrics = await (await fetch(`${service.url}/metrics`)).text();
   t.match(metrics, /^webhook_inbox_fold_failures_total 1$/m, 'onFold feeds /metrics');
@@ -134,7 +135,7 @@ t.test('the workers get the retention schedule, which purges finished events pas
     startWorkers: workers.start,
   });
   t.teardown(() => service.stop());
-  const purge = workers.calls[0]!.sweeps.find((s) => s.name === 'purge-events');
+  const purge = workers.calls[0]!.sweeps!.find((s) => s.name === 'purge-events');
   t.ok(purge, 'a purge-events sweep');
   t.equal(purge!.cron, '*/10 * * * *');
   t.equal(await purge!.run(), 1);
