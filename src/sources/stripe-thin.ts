@@ -5,7 +5,7 @@ import Stripe from 'stripe';
 import { z } from 'zod';
 import { NotConfiguredError, PayloadError, SignatureError } from '../errors.ts';
 import { decodeBody } from './body.ts';
-import type { Source, VerifiedEvent } from './types.ts';
+import type { HeaderReader, Source, VerifiedEvent } from './types.ts';
 
 const id = z.string().min(1).max(255);
 
@@ -33,7 +33,7 @@ export function stripeThinSource(secrets: string[] | undefined, toleranceS: numb
   const parser = new Stripe('sk_unused_for_signature_checks_only', { telemetry: false });
   return {
     name: 'stripe-thin',
-    verify(raw: Uint8Array, headers: Headers, nowMs: number): VerifiedEvent {
+    verify(raw: Uint8Array, headers: HeaderReader, nowMs: number): VerifiedEvent {
       if (!secrets || secrets.length === 0) {
         throw new NotConfiguredError(
           'STRIPE_THIN_WEBHOOK_SECRET is not set: set it to the whsec_... of your thin-event destination; Stripe will retry this delivery',
