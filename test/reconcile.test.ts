@@ -77,14 +77,15 @@ t.test('an outage longer than the retries is recovered: the graph equals the in-
   // A second run lists its overlap again and stores nothing.
   const [again] = await reconcileEvents({ sql, api, log: testLog(), lookbackSeconds: LOOKBACK, accounts: [] });
   t.match(again, { missing: 0, complete: true });
-  t.ok(again!.since.getTime() >= report!.until.getTime() - 300_000 - 1000, 'the second run starts at the cursor, minus the overlap');
+  t.equal(again!.since.getTime(), report!.until.getTime() - 300_000, 'the second run starts where the first ended, minus the overlap');
   t.same(await storedIds(), stream.map((e) => e.id).sort(), 'still every event once');
 
   const [cursor] = await sql`select * from reconcile_cursors`;
   const [dry] = await reconcileEvents({ sql, api, log: testLog(), lookbackSeconds: LOOKBACK, accounts: [], dryRun: true });
   t.equal(dry!.since.getTime(), (cursor!.covered_until as Date).getTime() - 300_000, 'a dry run lists the window a real run would, from the cursor');
   t.match(cursor, { scope: 'platform', last_error: null, last_recovered: 0, recovered_total: String(withheld.length) });
-  t.ok(Math.abs((cursor!.covered_until as Date).getTime() - (Date.now() - SETTLE_S * 1000)) < 60_000, 'covered up to a minute ago');
+  t.equal((cursor!.covered_until as Date).getTime(), again!.until.getTime(), 'covered up to where the last run ended');
+  t.ok(again!.until.getTime() >= stream.at(-1)!.created * 1000, 'which is past the newest event');
 });
 
 t.test('a connected account is listed with its Stripe-Account, and its events say whose they are', async (t) => {
@@ -140,10 +141,11 @@ t.test('the schedule counts what it recovers; /metrics shows the last success an
   t.equal(await sweep.run(), stream.length);
   const text = await metrics.render();
   t.match(text, new RegExp(`webhook_inbox_reconcile_recovered_events_total ${stream.length}\\b`));
+  const [cursor] = await sql`select extract(epoch from last_success_at)::float8 as success from reconcile_cursors where scope = 'platform'`;
   const success = Number(/webhook_inbox_reconcile_last_success_timestamp_seconds\{scope="platform"\} ([\d.e+]+)/.exec(text)?.[1]);
-  t.ok(Math.abs(success - Date.now() / 1000) < 120, 'last success: just now');
+  t.equal(success, cursor!.success, 'last success: the run just made');
   const lag = Number(/webhook_inbox_reconcile_lag_seconds\{scope="platform"\} ([\d.e+]+)/.exec(text)?.[1]);
-  t.ok(lag >= SETTLE_S && lag < SETTLE_S + 120, `lag ${lag} s: the settle time`);
+  t.ok(lag >= SETTLE_S, `lag ${lag} s: at least the settle time`);
 
   f.fault({ kind: 'server_error' });
   await t.rejects(sweep.run(), /reconcile failed for platform/, 'a failed run fails the job, so pg-boss retries it');
