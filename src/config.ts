@@ -12,6 +12,47 @@ const list = (name: string) =>
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+// A span of time as people write it: 90s, 10m, 3h, 30d. In seconds.
+const SPAN = /^(\d+)\s*(s|m|h|d)$/;
+const SPAN_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
+const span = (maxSeconds: number) =>
+  z
+    .string()
+    .regex(SPAN, 'takes a number and a unit: 90s, 10m, 3h or 7d')
+    .transform((text) => {
+      const [, n, unit] = SPAN.exec(text)!;
+      return Number(n) * SPAN_SECONDS[unit as keyof typeof SPAN_SECONDS];
+    })
+    .refine((seconds) => seconds <= maxSeconds, { message: `at most ${maxSeconds / 86_400} days (Stripe keeps events for 30 days)` });
+
+// How often reconciliation runs, as a pg-boss cron: every N minutes (N divides 60), every N hours
+// (N divides 24), or off. Anything else would drift against the clock.
+const every = z
+  .string()
+  .transform((text, ctx) => {
+    if (text === 'off') return null;
+    const m = /^(\d+)(m|h)$/.exec(text);
+    const n = m ? Number(m[1]) : 0;
+    if (m && m[2] === 'm' && n >= 1 && n <= 60 && 60 % n === 0) return n === 60 ? '0 * * * *' : `*/${n} * * * *`;
+    if (m && m[2] === 'h' && n >= 1 && n <= 24 && 24 % n === 0) return n === 24 ? '0 0 * * *' : `0 */${n} * * *`;
+    ctx.addIssue({ code: 'custom', message: 'takes minutes that divide an hour (1m, 5m, 10m, 15m, 30m, 60m), hours that divide a day (1h, 2h, 6h, 12h, 24h), or off' });
+    return z.NEVER;
+  });
+
+function isApiBase(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.pathname === '/' && !url.search && !url.hash;
+  } catch {
+    return false;
+  }
+}
+
+const accounts = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0))
+  .refine((ids) => ids.every((id) => /^acct_\w+$/.test(id)), { message: 'takes acct_... ids, comma-separated' });
+
 // Empty strings count as unset: compose files and shells often export `VAR=`.
 const optional = <T extends z.ZodType>(schema: T) =>
   z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
@@ -53,6 +94,19 @@ const envSchema = z.object({
   RETENTION_BATCH_SIZE: withDefault(int(1, 100_000), 1000),
   ADMIN_STATEMENT_TIMEOUT_MS: withDefault(int(100, 3_600_000), 30_000),
   SHUTDOWN_TIMEOUT_MS: withDefault(int(100, 600_000), 10_000),
+  // Stripe's API as the source of truth (parent fetch, reconciliation, backfill, thin events):
+  // everything below is off while STRIPE_API_KEY is unset.
+  STRIPE_API_KEY: optional(
+    z.string().regex(/^(sk|rk)_(test|live)_\w+$/, 'must be a secret (sk_...) or, better, a restricted (rk_...) key with read access'),
+  ),
+  STRIPE_API_BASE: withDefault(z.string().refine(isApiBase, 'must be an http(s) URL without a path, such as https://api.stripe.com'), 'https://api.stripe.com'),
+  STRIPE_API_RPS: withDefault(int(1, 100), 20),
+  STRIPE_API_VERSION: optional(z.string().regex(/^\d{4}-\d{2}-\d{2}(\.\w+)?$/, 'must be a Stripe API version such as 2025-03-31.basil')),
+  STRIPE_CONNECT_ACCOUNTS: withDefault(accounts, ''),
+  STRIPE_THIN_WEBHOOK_SECRET: optional(list('STRIPE_THIN_WEBHOOK_SECRET')),
+  PARENT_FETCH_AFTER_S: withDefault(int(0, 30 * 86_400), 60),
+  RECONCILE_EVERY: withDefault(every, '10m'),
+  RECONCILE_LOOKBACK: withDefault(span(30 * 86_400), '3d'),
 });
 
 /** Every variable the service reads (besides WEBHOOK_SECRET_<NAME>). */
@@ -92,6 +146,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const name = match[1]!.toLowerCase().replaceAll('_', '-');
     if (name === 'stripe') {
       problems.push(`${key}: Stripe's secret goes in STRIPE_WEBHOOK_SECRET`);
+      continue;
+    }
+    if (name === 'stripe-thin') {
+      problems.push(`${key}: the secret of Stripe's thin-event destination goes in STRIPE_THIN_WEBHOOK_SECRET`);
       continue;
     }
     const result = list(key).safeParse(value);

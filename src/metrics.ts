@@ -5,8 +5,18 @@ import client from 'prom-client';
 import type postgres from 'postgres';
 import type { Logger } from './log.ts';
 
-/** 'skipped': the claimed event was already finished by another worker (a lease ran out). */
-export type FoldOutcome = 'processed' | 'ignored' | 'retry' | 'failed' | 'skipped';
+/**
+ * 'skipped': the claimed event was already finished by another worker (a lease ran out).
+ * 'deferred': handed to the thin-event fetcher, which folds it once Stripe's API has answered.
+ */
+export type FoldOutcome = 'processed' | 'ignored' | 'retry' | 'failed' | 'skipped' | 'deferred';
+
+/** What the Stripe API readers report (worker/parent-fetch.ts, thin-events.ts, reconcile.ts). */
+export type StripeApiObserver = {
+  parentFetch: (outcome: string) => void;
+  thinEvent: (outcome: string) => void;
+  recovered: (events: number) => void;
+};
 
 export type Metrics = {
   registry: client.Registry;
@@ -16,6 +26,8 @@ export type Metrics = {
   observeFold: (outcome: FoldOutcome, ms: number) => void;
   /** A fold loop paused this long so ingest could keep the CPU; the workers' `onPause`. */
   observePause: (seconds: number) => void;
+  /** Fed by the workers that read Stripe's API. */
+  stripeApi: StripeApiObserver;
   /** Reads the database gauges, then renders everything in the Prometheus text format. */
   render: () => Promise<string>;
 };
@@ -95,6 +107,41 @@ export function createMetrics(deps: {
     registers: [registry],
   });
 
+  const parentFetches = new client.Counter({
+    name: 'webhook_inbox_parent_fetches_total',
+    help: 'Parents read from Stripe\'s API for links that waited longer than PARENT_FETCH_AFTER_S, by outcome: fetched, deleted (a tombstone), not_found and unfetchable (links marked unresolvable), retry (rate limited or Stripe failing: tried again later), refused (the key, or the request), error.',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const thinEvents = new client.Counter({
+    name: 'webhook_inbox_thin_events_total',
+    help: 'Thin events whose related object was read from Stripe\'s API, by outcome: processed, ignored, not_found, waiting_for_key, retry, failed, skipped.',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  const recovered = new client.Counter({
+    name: 'webhook_inbox_reconcile_recovered_events_total',
+    help: 'Events reconciliation found in Stripe\'s Events API that no webhook had delivered, stored as recovered (in this process).',
+    registers: [registry],
+  });
+  const reconcileSuccess = new client.Gauge({
+    name: 'webhook_inbox_reconcile_last_success_timestamp_seconds',
+    help: 'When reconciliation last listed its whole window, per scope (platform or acct_...), in Unix seconds (database-wide).',
+    labelNames: ['scope'],
+    registers: [registry],
+  });
+  const reconcileLag = new client.Gauge({
+    name: 'webhook_inbox_reconcile_lag_seconds',
+    help: 'How far behind now reconciliation has listed Stripe\'s events, per scope: alert when it grows past a few runs.',
+    labelNames: ['scope'],
+    registers: [registry],
+  });
+  const unresolvable = new client.Gauge({
+    name: 'webhook_inbox_unresolvable_links',
+    help: 'Parked links whose parent Stripe\'s API says cannot be had (404, or no retrieve endpoint): see the orphans view.',
+    registers: [registry],
+  });
+
   let lastFullCount = 0;
   const boundDeliveries = new Map<string, { count: client.Counter.Internal; ack: client.Histogram.Internal<'source' | 'outcome'> }>();
 
@@ -116,10 +163,21 @@ export function createMetrics(deps: {
       }
       if (full) lastFullCount = Date.now();
       oldest.set(Math.max(0, row?.oldest ?? 0));
-      const [links] = await deps.sql<{ n: number; oldest: number | null }[]>`
-        select count(*)::int as n, extract(epoch from now() - min(since))::float8 as oldest from pending_links`;
+      const [links] = await deps.sql<{ n: number; oldest: number | null; unresolvable: number }[]>`
+        select count(*)::int as n, extract(epoch from now() - min(since))::float8 as oldest,
+               count(*) filter (where unresolvable_reason is not null)::int as unresolvable
+          from pending_links`;
       pending.set(links?.n ?? 0);
       pendingOldest.set(Math.max(0, links?.oldest ?? 0));
+      unresolvable.set(links?.unresolvable ?? 0);
+      const cursors = await deps.sql<{ scope: string; success: number | null; lag: number }[]>`
+        select scope, extract(epoch from last_success_at)::float8 as success,
+               extract(epoch from now() - covered_until)::float8 as lag
+          from reconcile_cursors`;
+      for (const c of cursors) {
+        if (c.success !== null) reconcileSuccess.set({ scope: c.scope }, c.success);
+        reconcileLag.set({ scope: c.scope }, Math.max(0, c.lag));
+      }
       databaseUp.set(1);
     } catch (err) {
       databaseUp.set(0);
@@ -149,6 +207,11 @@ export function createMetrics(deps: {
     },
     observePause(seconds) {
       paused.inc(seconds);
+    },
+    stripeApi: {
+      parentFetch: (outcome) => parentFetches.inc({ outcome }),
+      thinEvent: (outcome) => thinEvents.inc({ outcome }),
+      recovered: (events) => recovered.inc(events),
     },
     async render() {
       await readDatabase();

@@ -15,6 +15,7 @@ import type { Logger } from '../log.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { standardSource } from '../sources/standard.ts';
 import { stripeSource } from '../sources/stripe.ts';
+import { stripeThinSource } from '../sources/stripe-thin.ts';
 import type { Source } from '../sources/types.ts';
 import { mountAdmin } from './admin.ts';
 import { mountHealth } from './health.ts';
@@ -40,6 +41,7 @@ export type AppDeps = {
 export function createSources(config: Config): Map<string, Source> {
   const sources = new Map<string, Source>();
   sources.set('stripe', stripeSource(config.STRIPE_WEBHOOK_SECRET, config.STRIPE_SIGNATURE_TOLERANCE_S));
+  sources.set('stripe-thin', stripeThinSource(config.STRIPE_THIN_WEBHOOK_SECRET, config.STRIPE_SIGNATURE_TOLERANCE_S));
   for (const [name, secrets] of Object.entries(config.sources)) {
     sources.set(name, standardSource(name, secrets, config.STRIPE_SIGNATURE_TOLERANCE_S));
   }
