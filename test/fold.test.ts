@@ -150,12 +150,12 @@ t.test('folding the same event again changes nothing', async (t) => {
 
 t.test('objects we do not fold, and other sources, are IGNORED, never retried', async (t) => {
   await resetGraph(sql);
-  await storeEvents(sql, [ev('customer.discount.created', { id: 'di_1', object: 'discount' })]);
+  await storeEvents(sql, [ev('application_fee.created', { id: 'fee_1', object: 'application_fee', amount: 100 })]);
   await sql`insert into events (source, event_id, type, payload) values ('acme', 'msg_1', 'thing.happened', '{}')`;
   await drain(sql);
   const rows = await sql`select source, status, attempts, result from events order by id`;
   t.match(rows, [
-    { source: 'stripe', status: 'IGNORED', attempts: 1, result: { ignored: /discount/ } },
+    { source: 'stripe', status: 'IGNORED', attempts: 1, result: { ignored: /application_fee/ } },
     { source: 'acme', status: 'IGNORED', attempts: 1, result: { ignored: /acme/ } },
   ]);
 });

@@ -170,7 +170,7 @@ function planObject(
     const child = SPECS.get(embed.object)!;
     for (const item of items) {
       if (item === null || typeof item !== 'object' || (item as StripeObject).object !== embed.object) continue;
-      if (!usableId((item as StripeObject).id)) continue;
+      if (!usableId((item as StripeObject).id) || (embed.keep && !embed.keep(item as StripeObject))) continue;
       planObject(child, item as StripeObject, { ...embed.inject(o), ...(item as StripeObject) }, origin, false, writes, depth + 1);
     }
   }
