@@ -72,7 +72,7 @@ declare
   v_action text;
   v_parked jsonb := '[]';
   v_resolved jsonb := '[]';${links.map((l) => `\n  ${l.v} text := w -> 'links' ->> ${literal(l.column)};`).join('')}${many
-    .map((m) => `\n  ${m.v} text[] := array(select jsonb_array_elements_text(coalesce(w -> 'many' -> ${literal(m.table)}, '[]')));\n  ${m.v}_linked text[] := '{}';`)
+    .map((m) => `\n  ${m.v} text[] := '{}';\n  ${m.v}_linked text[] := '{}';`)
     .join('')}${many.length ? '\n  p text;' : ''}
 begin
   select last_event_created, last_event_rank, last_event_id, deleted into v_prev from ${t} where id = v_id;
@@ -92,7 +92,15 @@ begin
     return ${objectResult(t, 'v_action', 'v_version', `'[]'::jsonb`, `'[]'::jsonb`)};
   end if;
 
-  -- This snapshot wins: set each link whose parent exists, park the others.${links
+  -- This snapshot wins: set each link whose parent exists, park the others.${many
+    .map(
+      (m) => `
+  -- Read the set only when there is one: a query per write otherwise, for most writes an empty one.
+  if jsonb_array_length(coalesce(w -> 'many' -> ${literal(m.table)}, '[]')) > 0 then
+    ${m.v} := array(select jsonb_array_elements_text(w -> 'many' -> ${literal(m.table)}));
+  end if;`,
+    )
+    .join('')}${links
     .map(
       (l) => `
   if ${l.v} is not null and not exists (select 1 from ${l.parent} where id = ${l.v}) then
@@ -114,8 +122,11 @@ begin
     .join('')}
 
   -- Park before writing the row: a parent resolving this child in parallel then waits on the
-  -- pending_links row, never on a row lock held here, so the two cannot deadlock.
-  perform park_links(${literal(t)}, v_id, v_found, v_parked, v_event);
+  -- pending_links row, never on a row lock held here, so the two cannot deadlock. A new row
+  -- with nothing to park has no parked links to forget either.
+  if v_found or v_parked <> '[]' then
+    perform park_links(${literal(t)}, v_id, v_found, v_parked, v_event);
+  end if;
 
   if v_found then
     update ${t} set
@@ -134,8 +145,12 @@ begin
   end if;${many
     .map(
       (m) => `
-  delete from ${m.table} where ${m.child} = v_id and ${m.parentColumn} <> all (${m.v}_linked);
-  insert into ${m.table} (${m.child}, ${m.parentColumn}) select v_id, unnest(${m.v}_linked) on conflict do nothing;`,
+  if v_found then
+    delete from ${m.table} where ${m.child} = v_id and ${m.parentColumn} <> all (${m.v}_linked);
+  end if;
+  if cardinality(${m.v}_linked) > 0 then
+    insert into ${m.table} (${m.child}, ${m.parentColumn}) select v_id, unnest(${m.v}_linked) on conflict do nothing;
+  end if;`,
     )
     .join('')}${
     isParent(t)
