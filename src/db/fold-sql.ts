@@ -122,9 +122,11 @@ begin
     .join('')}
 
   -- Park before writing the row: a parent resolving this child in parallel then waits on the
-  -- pending_links row, never on a row lock held here, so the two cannot deadlock. A new row
-  -- with nothing to park has no parked links to forget either.
-  if v_found or v_parked <> '[]' then
+  -- pending_links row, never on a row lock held here, so the two cannot deadlock. With nothing
+  -- to park, and no parked link of this row to forget (only this row's writer parks them, under
+  -- the row's lock held here), there is nothing to do: most writes.
+  if v_parked <> '[]'
+     or (v_found and exists (select 1 from pending_links where child_table = ${literal(t)} and child_id = v_id)) then
     perform park_links(${literal(t)}, v_id, v_found, v_parked, v_event);
   end if;
 
