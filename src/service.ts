@@ -7,7 +7,7 @@ import { serve } from '@hono/node-server';
 import type postgres from 'postgres';
 import type { Config } from './config.ts';
 import { connect } from './db/client.ts';
-import { startEmbeddedPostgres, type Embedded } from './db/embedded.ts';
+import { EmbeddedPostgresError, startEmbeddedPostgres, type Embedded } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
 import { purgeEvents } from './db/retention.ts';
 import { createApp, createSources } from './http/app.ts';
@@ -97,10 +97,11 @@ async function openDatabase(config: Config, log: Logger): Promise<{ url: string;
     port: config.EMBEDDED_PG_PORT,
     database: 'webhook_inbox',
     onLog: (line) => log.debug({ postgres: line.trim() }, 'embedded postgres'),
+    onWarn: (fields, message) => log.warn(fields, message),
   });
   log.info(
-    { dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT },
-    'DATABASE_URL is unset: started the embedded Postgres with data under EMBEDDED_PG_DIR (set DATABASE_URL to use your own)',
+    { dir: embedded.dir, port: config.EMBEDDED_PG_PORT },
+    'DATABASE_URL is unset: started the embedded Postgres with its data in dir (set DATABASE_URL to use your own)',
   );
   return { url: embedded.url, embedded };
 }
@@ -163,7 +164,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   try {
     pools = openPools(await openDatabase(config, log), config, serveHttp, foldsHere);
   } catch (err) {
-    log.fatal({ err }, 'could not start');
+    // The embedded Postgres's own failures say what to do; a stack trace would only bury that.
+    log.fatal(err instanceof EmbeddedPostgresError ? { reason: err.message } : { err }, 'could not start');
     throw err;
   }
   const { databaseUrl, embedded, sql, adminSql, workerSql } = pools;

@@ -1,26 +1,13 @@
 // The admin API: list events, look one up, replay. Bearer ADMIN_TOKEN compared in constant time;
 // without it every route answers 401, and with ADMIN_TOKEN unset the API is off (404 saying so).
-// Parameters are validated by zod and a bad one answers 400 naming it. Queries live in db/admin.ts.
+// Parameters are validated by zod and a bad one answers 400 naming it. Queries live in db/event-lookup.ts and db/replay.ts.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
 import postgres from 'postgres';
 import { z } from 'zod';
-import {
-  EVENT_REF_HELP,
-  checkWindow,
-  decodeCursor,
-  filterFields,
-  getEvent,
-  isEmptyFilter,
-  listEvents,
-  parkedLinks,
-  parseEventRef,
-  replayEvent,
-  replayEvents,
-  countReplayable,
-  sampleReplayable,
-  type EventRef,
-} from '../db/admin.ts';
+import { EVENT_REF_HELP, checkWindow, decodeCursor, filterFields, isEmptyFilter, parseEventRef, type EventRef } from '../db/event-filter.ts';
+import { getEvent, listEvents, parkedLinks } from '../db/event-lookup.ts';
+import { countReplayable, replayEvent, replayEvents, sampleReplayable } from '../db/replay.ts';
 import {
   AdminDisabledError,
   BadRequestError,

@@ -29,13 +29,15 @@ export type ManyLinkSpec = { table: string; childColumn: string; parentColumn: s
 
 /**
  * Children a snapshot carries whole and that are the only source of their rows (a subscription's
- * items, an invoice's lines): each element with an id becomes a row, with `inject` naming its
- * parent, and `keep`, when set, deciding which elements are rows at all. An embedded child needs
- * no `created` (invoice lines have none), unlike an expanded parent.
+ * items, an invoice's lines): each element of the list at `path` with an id becomes a row, with
+ * `inject` naming its parent, and `keep`, when set, deciding which elements are rows at all. A
+ * path, not a getter: the fold reads each child's snapshot from the stored event at that path
+ * instead of receiving a second copy. An embedded child needs no `created` (invoice lines have
+ * none), unlike an expanded parent.
  */
 export type EmbedSpec = {
   object: string;
-  items: Getter;
+  path: string[];
   inject: (parent: StripeObject) => StripeObject;
   keep?: (item: StripeObject) => boolean;
 };
@@ -187,7 +189,7 @@ const OBJECTS: ObjectSpec[] = [
     },
     rank: { incomplete: 1, trialing: 2, active: 2, paused: 2, past_due: 3, unpaid: 3, incomplete_expired: 4, canceled: 4 },
     // A subscription snapshot carries its items whole: they are the only source of item rows.
-    embeds: [{ object: 'subscription_item', items: path('items', 'data'), inject: (s) => ({ subscription: s.id }) }],
+    embeds: [{ object: 'subscription_item', path: ['items', 'data'], inject: (s) => ({ subscription: s.id }) }],
   }),
   spec({
     object: 'subscription_item',
@@ -221,7 +223,7 @@ const OBJECTS: ObjectSpec[] = [
     embeds: [
       {
         object: 'line_item',
-        items: path('lines', 'data'),
+        path: ['lines', 'data'],
         inject: (i) => ({ invoice: i.id }),
         keep: (line) => typeof line.id === 'string' && line.id.startsWith('il_'),
       },
