@@ -2,8 +2,8 @@
 // Stripe sends from sign-up (a saved card, a quote, a promotion code, an onboarding fee, VAT)
 // through payment, refunds, fraud warnings, disputes, schedules and cancellation, in the order
 // Stripe produced them; and the account's own: its catalog, coupons, tax rates, payouts, and for a
-// Connect account its onboarding and the platform's transfers. Pure and deterministic per seed: it reads only its fixtures, never a database, a
-// clock or the network.
+// Connect account its onboarding and the platform's transfers. Pure and deterministic per seed: it
+// reads only its fixtures, never a database, a clock or the network.
 import fixtures from './fixtures/stripe-objects.json' with { type: 'json' };
 
 export type StripeEvent = {
