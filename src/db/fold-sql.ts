@@ -71,8 +71,9 @@ declare
   v_version bigint;
   v_action text;
   v_parked jsonb := '[]';
-  v_resolved jsonb := '[]';${links.map((l) => `\n  ${l.v} text := w -> 'links' ->> ${literal(l.column)};`).join('')}${many
-    .map((m) => `\n  ${m.v} text[] := array(select jsonb_array_elements_text(coalesce(w -> 'many' -> ${literal(m.table)}, '[]')));\n  ${m.v}_linked text[] := '{}';`)
+  v_resolved jsonb := '[]';
+  v_pending boolean;${links.map((l) => `\n  ${l.v} text := w -> 'links' ->> ${literal(l.column)};\n  ${l.v}_ok boolean;`).join('')}${many
+    .map((m) => `\n  ${m.v}_linked text[] := '{}';\n  ${m.v}_missing text[] := '{}';`)
     .join('')}${many.length ? '\n  p text;' : ''}
 begin
   select last_event_created, last_event_rank, last_event_id, deleted into v_prev from ${t} where id = v_id;
@@ -92,10 +93,14 @@ begin
     return ${objectResult(t, 'v_action', 'v_version', `'[]'::jsonb`, `'[]'::jsonb`)};
   end if;
 
-  -- This snapshot wins: set each link whose parent exists, park the others.${links
+  -- This snapshot wins: set each link whose parent exists, park the others. One statement asks
+  -- which parents exist and whether this row has parked links to forget (only this row's writer
+  -- parks them, under the row's lock held here): a statement costs more than its index probes.
+  select ${[...links.map((l) => `${l.v} is null or exists (select 1 from ${l.parent} where id = ${l.v})`), `v_found and exists (select 1 from pending_links where child_table = ${literal(t)} and child_id = v_id)`].join(',\n         ')}
+    into ${[...links.map((l) => `${l.v}_ok`), 'v_pending'].join(', ')};${links
     .map(
       (l) => `
-  if ${l.v} is not null and not exists (select 1 from ${l.parent} where id = ${l.v}) then
+  if not ${l.v}_ok then
     ${park(l.column, l.parent, l.v)}
     ${l.v} := null;
   end if;`,
@@ -103,19 +108,25 @@ begin
     .join('')}${many
     .map(
       (m) => `
-  foreach p in array ${m.v} loop
-    if exists (select 1 from ${m.parent} where id = p) then
-      ${m.v}_linked := ${m.v}_linked || p;
-    else
+  -- A set is read only when there is one (most writes have none), with its parents' existence.
+  if jsonb_array_length(coalesce(w -> 'many' -> ${literal(m.table)}, '[]')) > 0 then
+    select coalesce(array_agg(x order by x) filter (where e), '{}'), coalesce(array_agg(x order by x) filter (where not e), '{}')
+      into ${m.v}_linked, ${m.v}_missing
+      from (select x, exists (select 1 from ${m.parent} where id = x) as e
+              from jsonb_array_elements_text(w -> 'many' -> ${literal(m.table)}) x) s;
+    foreach p in array ${m.v}_missing loop
       ${park(m.table, m.parent, 'p')}
-    end if;
-  end loop;`,
+    end loop;
+  end if;`,
     )
     .join('')}
 
   -- Park before writing the row: a parent resolving this child in parallel then waits on the
-  -- pending_links row, never on a row lock held here, so the two cannot deadlock.
-  perform park_links(${literal(t)}, v_id, v_found, v_parked, v_event);
+  -- pending_links row, never on a row lock held here, so the two cannot deadlock. Most writes
+  -- have nothing to park and nothing to forget.
+  if v_parked <> '[]' or v_pending then
+    perform park_links(${literal(t)}, v_id, v_found, v_parked, v_event);
+  end if;
 
   if v_found then
     update ${t} set
@@ -134,8 +145,12 @@ begin
   end if;${many
     .map(
       (m) => `
-  delete from ${m.table} where ${m.child} = v_id and ${m.parentColumn} <> all (${m.v}_linked);
-  insert into ${m.table} (${m.child}, ${m.parentColumn}) select v_id, unnest(${m.v}_linked) on conflict do nothing;`,
+  if v_found then
+    delete from ${m.table} where ${m.child} = v_id and ${m.parentColumn} <> all (${m.v}_linked);
+  end if;
+  if cardinality(${m.v}_linked) > 0 then
+    insert into ${m.table} (${m.child}, ${m.parentColumn}) select v_id, unnest(${m.v}_linked) on conflict do nothing;
+  end if;`,
     )
     .join('')}${
     isParent(t)
