@@ -12,7 +12,7 @@ import { migrate } from './db/migrate.ts';
 import { purgeEvents } from './db/retention.ts';
 import { createApp, createSources } from './http/app.ts';
 import type { Logger } from './log.ts';
-import { createMetrics, type FoldOutcome } from './metrics.ts';
+import { createMetrics, type FoldOutcome, type Metrics } from './metrics.ts';
 
 export type Workers = { stop(): Promise<void> };
 
@@ -30,6 +30,7 @@ export type StartWorkers = (deps: {
   /** True while fold loop number `loop` should leave the CPU to this process's HTTP side (ROLE=all only). */
   busy?: (loop: number) => boolean;
   onPause?: (seconds: number) => void;
+  outboxMetrics?: Metrics['outbox'];
 }) => Workers | Promise<Workers>;
 
 // Retention every 10 minutes keeps each run short; maxBatches bounds one run on a large backlog
@@ -243,7 +244,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         const eventLoop = (saturation = watchSaturation(() => requests));
         busy = (loop) => inFlight > yieldAt || (loop > 0 && eventLoop.saturated());
       }
-      workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, onPause: metrics.observePause, sweeps, busy });
+      workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, onPause: metrics.observePause, outboxMetrics: metrics.outbox, sweeps, busy });
       log.info({ concurrency: config.WORKER_CONCURRENCY }, 'workers started');
     }
   } catch (err) {

@@ -1,6 +1,7 @@
-// Retention: deletes finished events (PROCESSED, FAILED, IGNORED) older than a number of days, in
-// small batches that are each one short statement, so no lock is held for long and ingest and the
-// workers carry on in between. Never an unfinished event; never the object tables.
+// Retention: deletes finished events (PROCESSED, FAILED, IGNORED) older than a number of days, and
+// the outbox's finished deliveries with their attempts and messages, in small batches that are
+// each one short statement, so no lock is held for long and ingest, the workers and the relay carry
+// on in between. Never an unfinished event or a waiting delivery; never the object tables.
 // src/worker/sweeps.ts runs it on a pg-boss schedule. At larger scale, partitioning events by time
 // replaces it (README, "Operations").
 import type { Sql } from './client.ts';
@@ -37,4 +38,49 @@ export async function purgeEvents(sql: Sql, options: PurgeOptions): Promise<numb
     if (n < options.batchSize) break;
   }
   return total;
+}
+
+/**
+ * The outbox's retention: finished deliveries (DELIVERED, SUPERSEDED, DEAD) whose change is older
+ * than the same number of days, with their attempts, then the messages no delivery refers to any
+ * more. Waiting deliveries (PENDING, FAILED) are never purged, nor their messages. Returns how many
+ * deliveries and messages it deleted.
+ */
+export async function purgeOutbox(sql: Sql, options: PurgeOptions): Promise<{ deliveries: number; messages: number }> {
+  let deliveries = 0;
+  let messages = 0;
+  for (let batch = 0; options.maxBatches === undefined || batch < options.maxBatches; batch++) {
+    const [row] = await sql<{ n: number }[]>`
+      with doomed as (
+        select id from deliveries
+         where finished_at < now() - make_interval(days => ${options.olderThanDays})
+           and status in ('DELIVERED', 'SUPERSEDED', 'DEAD')
+         order by finished_at
+         limit ${options.batchSize}
+         for update skip locked
+      ), deleted as (
+        delete from deliveries d using doomed where d.id = doomed.id returning 1
+      )
+      select count(*)::int as n from deleted`;
+    deliveries += row!.n;
+    options.onBatch?.(row!.n);
+    if (row!.n < options.batchSize) break;
+  }
+  for (let batch = 0; options.maxBatches === undefined || batch < options.maxBatches; batch++) {
+    const [row] = await sql<{ n: number }[]>`
+      with doomed as (
+        select m.id from outbox_messages m
+         where m.created_at < now() - make_interval(days => ${options.olderThanDays})
+           and not exists (select 1 from deliveries d where d.message_id = m.id)
+         order by m.created_at
+         limit ${options.batchSize}
+         for update skip locked
+      ), deleted as (
+        delete from outbox_messages m using doomed where m.id = doomed.id returning 1
+      )
+      select count(*)::int as n from deleted`;
+    messages += row!.n;
+    if (row!.n < options.batchSize) break;
+  }
+  return { deliveries, messages };
 }

@@ -1,10 +1,12 @@
-// startWorkers: the claim loops (hot path) and the pg-boss schedules around them, started once per
-// process. ROLE=api processes never call this.
+// startWorkers: the claim loops (hot path), the outbox relay, and the pg-boss schedules around
+// them, started once per process. ROLE=api processes never call this.
 import type postgres from 'postgres';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { startClaimLoops } from './claim.ts';
-import type { FoldOutcome } from '../metrics.ts';
+import { purgeOutbox } from '../db/retention.ts';
+import type { FoldOutcome, OutboxMetrics } from '../metrics.ts';
+import { startRelay, type Relay } from './relay.ts';
 import { startSweeps, sweepLeases, sweepLinks, type Sweep, type Sweeper } from './sweeps.ts';
 
 export type Workers = { stop(): Promise<void> };
@@ -24,6 +26,10 @@ export type WorkerDeps = {
   onPause?: (seconds: number) => void;
   /** Tests that only exercise folding skip pg-boss; the service always starts it. */
   schedules?: boolean;
+  /** Where the relay reports attempts, latencies and circuit transitions. */
+  outboxMetrics?: OutboxMetrics;
+  /** Tests of folding alone run no relay; by default it runs when OUTBOX_CONCURRENCY > 0. */
+  relay?: boolean;
 };
 
 export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
@@ -46,26 +52,46 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     },
   });
 
-  let sweeper: Sweeper | undefined;
-  if (deps.schedules !== false) {
-    const slog = log.child({ component: 'sweeps' });
-    const sweeps: Sweep[] = [
-      { name: 'sweep-links', cron: '* * * * *', run: () => sweepLinks(sql, slog).then((r) => r.length) },
-      { name: 'recover-leases', cron: '* * * * *', run: () => sweepLeases(sql, slog) },
-      ...(deps.sweeps ?? []),
-    ];
+  let relay: Relay | undefined;
+  if (deps.relay !== false && config.OUTBOX_CONCURRENCY > 0) {
     try {
-      sweeper = await startSweeps({ databaseUrl: deps.databaseUrl, sweeps, log: slog });
+      relay = await startRelay({ sql, config, log: wlog, metrics: deps.outboxMetrics });
     } catch (err) {
       await loops.stop();
       throw err;
     }
   }
 
+  let sweeper: Sweeper | undefined;
+  if (deps.schedules !== false) {
+    const slog = log.child({ component: 'sweeps' });
+    const sweeps: Sweep[] = [
+      { name: 'sweep-links', cron: '* * * * *', run: () => sweepLinks(sql, slog).then((r) => r.length) },
+      { name: 'recover-leases', cron: '* * * * *', run: () => sweepLeases(sql, slog) },
+      {
+        name: 'purge-outbox',
+        cron: '*/10 * * * *',
+        run: async () => {
+          const purged = await purgeOutbox(sql, { olderThanDays: config.RETENTION_DAYS, batchSize: config.RETENTION_BATCH_SIZE, maxBatches: 500 });
+          if (purged.deliveries + purged.messages > 0) slog.info({ ...purged, olderThanDays: config.RETENTION_DAYS }, 'retention: purged finished deliveries');
+          return purged;
+        },
+      },
+      ...(deps.sweeps ?? []),
+    ];
+    try {
+      sweeper = await startSweeps({ databaseUrl: deps.databaseUrl, sweeps, log: slog });
+    } catch (err) {
+      await Promise.all([loops.stop(), relay?.stop()]);
+      throw err;
+    }
+  }
+
   return {
     async stop() {
-      // Claims first (folds in flight finish, unstarted ones are released), then the schedules.
-      await loops.stop();
+      // Claims first (folds in flight finish, unstarted ones are released; sends in flight finish
+      // or are handed back), then the schedules.
+      await Promise.all([loops.stop(), relay?.stop()]);
       await sweeper?.stop();
     },
   };
