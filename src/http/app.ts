@@ -12,9 +12,11 @@ import { standardSource } from '../sources/standard.ts';
 import { stripeSource } from '../sources/stripe.ts';
 import type { Source } from '../sources/types.ts';
 import { mountAdmin } from './admin.ts';
+import { mountDeliveries } from './deliveries.ts';
 import { mountHealth } from './health.ts';
 import { mountIngest } from './ingest.ts';
 import { mountOpenApi } from './openapi.ts';
+import { mountSubscriptions } from './subscriptions.ts';
 
 export type AppEnv = { Variables: { log: Logger; requestId: string } };
 
@@ -66,6 +68,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       ),
     });
     mountAdmin(app, { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN });
+    const outbox = { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN, config: deps.config };
+    mountSubscriptions(app, outbox);
+    mountDeliveries(app, outbox);
     mountOpenApi(app);
   }
   mountHealth(app, { sql: deps.sql, metrics, isStopping: deps.isStopping, isStarting: deps.isStarting });

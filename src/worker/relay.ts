@@ -205,7 +205,7 @@ export async function startRelay(deps: {
           workerId,
           exclude,
         });
-        if (claimed.length > 0) log.debug({ deliveries: claimed.map((d) => d.delivery_id) }, 'claimed');
+        if (claimed.length > 0) log.debug({ deliveries: claimed.map((d) => d.delivery_id) }, 'deliveries claimed');
         for (const d of claimed) start(d);
         if (claimed.length === 0) await bell.sleep(config.OUTBOX_POLL_MS);
       } catch (err) {
