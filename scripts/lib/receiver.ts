@@ -15,11 +15,12 @@ export type Received = {
   body: any;
   /** Epoch ms when the request was read. */
   at: number;
-  /** The status it was answered (undefined: not answered, it hangs). */
+  /** The status it was answered (undefined: not answered yet, or it hangs). */
   status?: number;
 };
 
-export type Answer = { status: number; headers?: Record<string, string>; body?: string } | 'hang';
+/** What to answer: a status (after delayMs), or nothing at all. */
+export type Answer = { status: number; headers?: Record<string, string>; body?: string; delayMs?: number } | 'hang';
 
 export type Receiver = {
   url: string;
@@ -69,6 +70,7 @@ export async function startReceiver(options: { answer?: (r: Received) => Answer;
       res.on('close', () => hanging.delete(res));
       return;
     }
+    if (a.delayMs) await new Promise((resolve) => setTimeout(resolve, a.delayMs));
     r.status = a.status;
     res.writeHead(a.status, a.headers).end(a.body ?? '');
   });
