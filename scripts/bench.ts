@@ -17,6 +17,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { deliver, signedDelivery } from './lib/deliver.ts';
 import { startService } from './lib/service.ts';
 import { buildStream } from './lib/stream.ts';
+import { benchOutbox } from './lib/bench-outbox.ts';
 import { benchDatabase, closedLoop, cpuPerRow, cpuSnapshot, openLoop, percentile, printTable } from './bench-lib.ts';
 
 const { values: args } = parseArgs({
@@ -26,7 +27,9 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '3' },
     rates: { type: 'string', default: '58,200,500,1000' },
     backlog: { type: 'string', default: '20000' },
-    phases: { type: 'string', default: 'ceiling,http,rate,drain' },
+    phases: { type: 'string', default: 'ceiling,http,rate,drain,outbox' },
+    'outbox-rates': { type: 'string', default: '58,500' },
+    'outbox-rounds': { type: 'string', default: '2' },
     split: { type: 'boolean', default: false },
     workers: { type: 'string', default: '4' },
     'pool-max': { type: 'string', default: '10' },
@@ -56,7 +59,10 @@ service process(es) and every process of the embedded Postgres (not for a DATABA
   --events N     deliveries per closed-loop measurement (default 4000)
   --rates LIST   fixed rates for the open loop, req/s (default 58,200,500,1000)
   --backlog N    events in the drain measurement (default 20000)
-  --phases LIST  which measurements to run (default ceiling,http,rate,drain)
+  --phases LIST  which measurements to run (default ceiling,http,rate,drain,outbox)
+  outbox         scripts/lib/bench-outbox.ts: drain with no and with 2 subscriptions (--outbox-rounds,
+                 alternating), the relay's deliveries/s to 2 fast local receivers, and end to end
+                 (Stripe sent -> subscriber answered 2xx) at --outbox-rates (default 58,500)
   --workers N    WORKER_CONCURRENCY of the folding service (default 4)
   --split        fixed rates with ROLE=api and ROLE=worker as two processes (default: one ROLE=all)
   --seconds N    duration of each fixed rate (default 20)
@@ -290,6 +296,12 @@ if (phases.has('drain')) {
     ...cpuRow,
     ...(span!.failed ? { failed: span!.failed } : {}),
     ...(parked ? { 'still parked': parked } : {}),
+  });
+}
+if (phases.has('outbox')) {
+  await benchOutbox({
+    sql, databaseUrl: db.url, serviceEnv, workers: args.workers!, backlog: Number(args.backlog), rates: args['outbox-rates']!.split(',').map(Number),
+    seconds: Number(args.seconds), rounds: Number(args['outbox-rounds']), cpu: cpu0, progress, rows,
   });
 }
 await sql.end();

@@ -2,10 +2,15 @@
 // header values never shown, change, disable and enable, rotate, delete keeping history), the SSRF
 // refusal of private addresses, deliveries listed with their attempts, the dead-letter queue's
 // replay (and the /dlqs aliases), statistics, and bad input to every route: 400 naming the field.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import t from 'tap';
 import { Webhook } from 'standardwebhooks';
+import { root } from '../scripts/lib/service.ts';
 import { buildStream } from '../scripts/lib/stream.ts';
-import { testApp } from './helpers/app.ts';
+import { ConfigError } from '../src/config.ts';
+import { purgeOutbox } from '../src/db/retention.ts';
+import { testApp, testConfig } from './helpers/app.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { drain, storeEvents } from './helpers/fold.ts';
 
@@ -177,4 +182,53 @@ t.test('deliveries: listed with their attempts, one looked up, the dead-letter q
 t.test('the outbox routes are in /openapi.json', async (t) => {
   const doc = await json(await app.request('/openapi.json'));
   for (const p of ['/subscriptions', '/subscriptions/{id}/recover', '/deliveries/replay', '/dlqs', '/stats']) t.ok(doc.paths[p], p);
+});
+
+t.test('the README\'s outbox SQL recipes run against these tables', async (t) => {
+  const readme = await readFile(path.join(root, 'README.md'), 'utf8');
+  const section = readme.split(/^## /m).find((s) => s.startsWith('Subscribe to changes\n'))!;
+  const recipes = [...section.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  t.ok(recipes.length >= 3, `${recipes.length} recipes`);
+  const [d] = await sql`select id::text as id, subscription_id, object_id from deliveries order by id limit 1`;
+  for (const recipe of recipes) {
+    const text = recipe
+      .replaceAll('ep_0123456789abcdef01234567', d!.subscription_id)
+      .replaceAll("'in_1Abc'", `'${d!.object_id}'`)
+      .replaceAll('12345', d!.id);
+    const rows = await sql.unsafe(text).catch((err: Error) => err);
+    t.notOk(rows instanceof Error, `${recipe.split('\n')[0]}: ${rows instanceof Error ? rows.message : 'runs'}`);
+    if (recipe.includes('about invoice Y') || recipe.startsWith('select d.id')) t.ok((rows as unknown[]).length > 0, 'what we sent: rows');
+  }
+});
+
+t.test('retention purges finished deliveries, their attempts and messages; never a waiting one', async (t) => {
+  const [old] = await sql`select id, message_id from deliveries order by id limit 1`;
+  await sql`update deliveries set status = 'DELIVERED', finished_at = now() - interval '40 days' where id = ${old!.id}`;
+  await sql`update outbox_messages set created_at = now() - interval '40 days' where id = ${old!.message_id}`;
+  await sql`update deliveries set created_at = now() - interval '40 days' where status = 'PENDING'`;
+  t.ok((await sql`select count(*)::int as n from deliveries where status = 'PENDING'`)[0]!.n > 0, 'some wait');
+  const waitingBefore = (await sql`select count(*)::int as n from deliveries where status = 'PENDING'`)[0]!.n;
+  const purged = await purgeOutbox(sql, { olderThanDays: 30, batchSize: 10 });
+  t.equal(purged.deliveries, 1);
+  t.same(await sql`select id from deliveries where id = ${old!.id}`, []);
+  t.same(await sql`select id from delivery_attempts where delivery_id = ${old!.id}`, [], 'its attempts went with it');
+  const shared = (await sql`select count(*)::int as n from deliveries where message_id = ${old!.message_id}`)[0]!.n;
+  t.equal((await sql`select count(*)::int as n from outbox_messages where id = ${old!.message_id}`)[0]!.n, shared > 0 ? 1 : 0, 'the message goes once no delivery needs it');
+  t.equal((await sql`select count(*)::int as n from deliveries where status = 'PENDING'`)[0]!.n, waitingBefore, 'waiting deliveries stay');
+});
+
+t.test('a bad outbox setting stops the service naming the variable', async (t) => {
+  const err = (() => {
+    try {
+      testConfig({ OUTBOX_ALLOW_NETWORKS: '10.0.0.0/33', OUTBOX_RETRY_SCHEDULE: '5s,soon', OUTBOX_DISABLE_AFTER: 'forever' });
+    } catch (e) {
+      return e as ConfigError;
+    }
+  })();
+  t.type(err, ConfigError);
+  const problems = err!.problems.join('\n');
+  t.match(problems, /OUTBOX_ALLOW_NETWORKS: '10\.0\.0\.0\/33' is not a network/);
+  t.match(problems, /OUTBOX_RETRY_SCHEDULE: retry schedule entry 2 \('soon'\)/);
+  t.match(problems, /OUTBOX_DISABLE_AFTER: expected a duration/);
+  t.throws(() => testConfig({ OUTBOX_TIMEOUT_MS: '60000' }), /OUTBOX_LEASE_S: must be at least OUTBOX_TIMEOUT_MS \+ 5 s \(65\)/);
 });

@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import type postgres from 'postgres';
 import { createSubscription, rotateSecret } from '../src/db/subscriptions.ts';
 import { createLogger, silentLogger } from '../src/log.ts';
+import { createMetrics } from '../src/metrics.ts';
 import { generateSecret } from '../src/outbox/sign.ts';
 import { startWorkers } from '../src/worker/index.ts';
 import { startReceiver, type Answer, type Receiver, type Received } from '../scripts/lib/receiver.ts';
@@ -34,12 +35,14 @@ async function setup(t: Test, env: Record<string, string> = {}) {
   const config = testConfig({ ...ENV, ...env });
   let workers: Awaited<ReturnType<typeof startWorkers>> | undefined;
   const receivers: Receiver[] = [];
+  const metrics = createMetrics({ sql: db.sql, log: silentLogger(), sources: [] });
   t.teardown(async () => {
     await workers?.stop();
     for (const r of receivers) await r.close();
   });
   return {
     sql: db.sql,
+    metrics,
     async receiver(answer?: (r: Received) => Answer): Promise<Receiver & { subscription: string }> {
       const r = await startReceiver({ answer });
       receivers.push(r);
@@ -49,7 +52,7 @@ async function setup(t: Test, env: Record<string, string> = {}) {
       return Object.assign(r, { subscription: s.id });
     },
     async start() {
-      workers = await startWorkers({ sql: db.sql, databaseUrl: '', config, log: testLog(), schedules: false });
+      workers = await startWorkers({ sql: db.sql, databaseUrl: '', config, log: testLog(), schedules: false, outboxMetrics: metrics.outbox });
     },
   };
 }
@@ -101,6 +104,11 @@ t.test('500 for a while, then 200: retries, the circuit opens and closes, nothin
   }
   const retried = flaky.accepted().filter((x) => flaky.received.some((y) => y.id === x.id && y.status === 500));
   t.ok(retried.length > 0, `${retried.length} messages accepted on a retry, with the webhook-id of the failed attempt`);
+  const text = await o.metrics.render();
+  t.match(text, /webhook_inbox_outbox_circuit_transitions_total\{from="closed",to="open",reason="consecutive_failures"\} 1/, 'the transitions are counted in /metrics');
+  t.match(text, /webhook_inbox_outbox_attempts_total\{outcome="http",status="FAILED"\} [1-9]/);
+  t.match(text, /webhook_inbox_outbox_latency_seconds_count [1-9]/);
+  t.match(text, new RegExp(`webhook_inbox_outbox_subscription_circuit\\{subscription="${flaky.subscription}",state="closed"\\} 1`));
   const superseded = (await o.sql`select count(*)::int as n from deliveries where subscription_id = ${flaky.subscription} and status = 'SUPERSEDED'`)[0]!.n;
   t.comment(`flaky subscriber: ${flaky.received.length} requests, ${flaky.accepted().length} accepted, ${superseded} superseded while waiting; healthy: ${healthy.accepted().length}`);
 });

@@ -14,12 +14,23 @@ export type PurgeOptions = {
   onBatch?: (deleted: number) => void;
 };
 
+/** Runs one batch's delete until one deletes fewer than batchSize, or maxBatches ran; the total. */
+async function inBatches(options: PurgeOptions, batch: () => Promise<number>, report = true): Promise<number> {
+  let total = 0;
+  for (let i = 0; options.maxBatches === undefined || i < options.maxBatches; i++) {
+    const n = await batch();
+    total += n;
+    if (report) options.onBatch?.(n);
+    if (n < options.batchSize) break;
+  }
+  return total;
+}
+
 /** Returns how many events it deleted. */
 export async function purgeEvents(sql: Sql, options: PurgeOptions): Promise<number> {
-  let total = 0;
-  for (let batch = 0; options.maxBatches === undefined || batch < options.maxBatches; batch++) {
-    // SKIP LOCKED: a row a replay or a worker is touching right now is left for the next run, and
-    // the lock taken here makes such a replay wait and then find the row gone rather than revive it.
+  // SKIP LOCKED: a row a replay or a worker is touching right now is left for the next run, and
+  // the lock taken here makes such a replay wait and then find the row gone rather than revive it.
+  return inBatches(options, async () => {
     const [row] = await sql<{ n: number }[]>`
       with doomed as (
         select id from events
@@ -32,12 +43,8 @@ export async function purgeEvents(sql: Sql, options: PurgeOptions): Promise<numb
         delete from events e using doomed where e.id = doomed.id returning 1
       )
       select count(*)::int as n from deleted`;
-    const n = row!.n;
-    total += n;
-    options.onBatch?.(n);
-    if (n < options.batchSize) break;
-  }
-  return total;
+    return row!.n;
+  });
 }
 
 /**
@@ -47,9 +54,7 @@ export async function purgeEvents(sql: Sql, options: PurgeOptions): Promise<numb
  * deliveries and messages it deleted.
  */
 export async function purgeOutbox(sql: Sql, options: PurgeOptions): Promise<{ deliveries: number; messages: number }> {
-  let deliveries = 0;
-  let messages = 0;
-  for (let batch = 0; options.maxBatches === undefined || batch < options.maxBatches; batch++) {
+  const deliveries = await inBatches(options, async () => {
     const [row] = await sql<{ n: number }[]>`
       with doomed as (
         select id from deliveries
@@ -62,25 +67,26 @@ export async function purgeOutbox(sql: Sql, options: PurgeOptions): Promise<{ de
         delete from deliveries d using doomed where d.id = doomed.id returning 1
       )
       select count(*)::int as n from deleted`;
-    deliveries += row!.n;
-    options.onBatch?.(row!.n);
-    if (row!.n < options.batchSize) break;
-  }
-  for (let batch = 0; options.maxBatches === undefined || batch < options.maxBatches; batch++) {
-    const [row] = await sql<{ n: number }[]>`
-      with doomed as (
-        select m.id from outbox_messages m
-         where m.created_at < now() - make_interval(days => ${options.olderThanDays})
-           and not exists (select 1 from deliveries d where d.message_id = m.id)
-         order by m.created_at
-         limit ${options.batchSize}
-         for update skip locked
-      ), deleted as (
-        delete from outbox_messages m using doomed where m.id = doomed.id returning 1
-      )
-      select count(*)::int as n from deleted`;
-    messages += row!.n;
-    if (row!.n < options.batchSize) break;
-  }
+    return row!.n;
+  });
+  const messages = await inBatches(
+    options,
+    async () => {
+      const [row] = await sql<{ n: number }[]>`
+        with doomed as (
+          select m.id from outbox_messages m
+           where m.created_at < now() - make_interval(days => ${options.olderThanDays})
+             and not exists (select 1 from deliveries d where d.message_id = m.id)
+           order by m.created_at
+           limit ${options.batchSize}
+           for update skip locked
+        ), deleted as (
+          delete from outbox_messages m using doomed where m.id = doomed.id returning 1
+        )
+        select count(*)::int as n from deleted`;
+      return row!.n;
+    },
+    false,
+  );
   return { deliveries, messages };
 }
