@@ -102,6 +102,10 @@ export type BreakerRecord = {
  * KEY UPDATE: deliveries inserted by the fold meanwhile only need KEY SHARE on them), lets `decide`
  * compute the deliveries' and breakers' next states from the locked breakers, and writes them all
  * with one statement. Returns how many waiting deliveries became due and what `decide` returned.
+ *
+ * It commits without waiting for the WAL flush: a record lost in a crash of Postgres only means
+ * those deliveries are sent again (same webhook-id), never that an older version goes after a
+ * newer one (what the claim superseded was committed synchronously).
  */
 export async function recordAttempts<T extends { attempts: AttemptRecord[]; breakers: BreakerRecord[] }>(
   sql: postgres.Sql,
@@ -109,6 +113,7 @@ export async function recordAttempts<T extends { attempts: AttemptRecord[]; brea
   decide: (locked: LockedSubscription[]) => T,
 ): Promise<{ woken: number; decided: T }> {
   return sql.begin(async (tx) => {
+    await tx`set local synchronous_commit = off`;
     const locked = await tx<LockedSubscription[]>`
       select id, breaker, enabled from outbox_subscriptions
        where id = any(${[...new Set(subscriptionIds)].sort()}::text[]) order by id for no key update`;

@@ -55,7 +55,7 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   let relay: Relay | undefined;
   if (deps.relay !== false && config.OUTBOX_CONCURRENCY > 0) {
     try {
-      relay = await startRelay({ sql, config, log: wlog, metrics: deps.outboxMetrics });
+      relay = await startRelay({ sql, databaseUrl: deps.databaseUrl || undefined, config, log: wlog, metrics: deps.outboxMetrics });
     } catch (err) {
       await loops.stop();
       throw err;

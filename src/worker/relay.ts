@@ -6,9 +6,12 @@
 // fold's group commit, for outcomes). Woken by NOTIFY on OUTBOX_CHANNEL (the fold's commits, a
 // delivery becoming due after another version's outcome) and by its own finished sends; polls every
 // OUTBOX_POLL_MS for retries coming due and expired leases. Never logs a body or a header value.
+// It has its own few connections: behind the fold loops' transactions, a claim waited for a
+// connection as long as it took to run.
 import { hostname } from 'node:os';
 import type postgres from 'postgres';
 import type { Config } from '../config.ts';
+import { connect } from '../db/client.ts';
 import { OUTBOX_CHANNEL, claimDeliveries, claimProbe, dueProbes, recordAttempts, releaseDeliveries, type ClaimedDelivery } from '../db/outbox.ts';
 import type { Logger } from '../log.ts';
 import type { OutboxMetrics } from '../metrics.ts';
@@ -39,16 +42,27 @@ const PROBE_CHECK_MS = 250;
 // A batch of outcomes the database refuses this many times in a row is dropped: its deliveries'
 // leases run out and they are sent again (the receiver dedupes on webhook-id).
 const RECORD_TRIES = 5;
+// Claims in flight at once. A claim commits synchronously (see db/outbox.ts), and while one waits
+// for its flush the other takes what arrived meanwhile; their flushes are shared.
+const CLAIM_LOOPS = 2;
 
 export async function startRelay(deps: {
   sql: postgres.Sql;
+  /** When given, the relay opens a small pool of its own there; otherwise it uses `sql`. */
+  databaseUrl?: string;
   config: Config;
   log: Logger;
   metrics?: OutboxMetrics;
   userAgent?: string;
 }): Promise<Relay> {
-  const { sql, config, metrics } = deps;
+  const { config, metrics } = deps;
   const log = deps.log.child({ component: 'relay' });
+  // Statements may take as long as a request: under load a claim's flush takes a while, and one cut
+  // at the fold's 1 s would only be claimed again.
+  const own = deps.databaseUrl
+    ? connect(deps.databaseUrl, { max: CLAIM_LOOPS + 2, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: config.OUTBOX_TIMEOUT_MS, applicationName: 'webhook-inbox-relay' })
+    : undefined;
+  const sql = own ?? deps.sql;
   const workerId = `${hostname()}:${process.pid}:relay`;
   const breaker = relayBreakerOptions(config);
   const schedule = config.OUTBOX_RETRY_SCHEDULE;
@@ -188,23 +202,25 @@ export async function startRelay(deps: {
     }
   }
 
-  const loop = (async () => {
+  let reserved = 0;
+  const claimLoop = async (n: number) => {
     while (!stopping) {
       try {
-        await probe();
-        const capacity = max - inFlight.size;
+        if (n === 0) await probe();
+        const capacity = Math.min(max - inFlight.size - reserved, Math.ceil(max / CLAIM_LOOPS));
         if (capacity <= 0) {
           await bell.sleep(config.OUTBOX_POLL_MS);
           continue;
         }
-        const exclude = [...perSub].filter(([, n]) => n >= perSubscription).map(([id]) => id);
+        const exclude = [...perSub].filter(([, count]) => count >= perSubscription).map(([id]) => id);
+        reserved += capacity;
         const claimed = await claimDeliveries(sql, {
           limit: capacity,
           perSubscription,
           leaseSeconds: config.OUTBOX_LEASE_S,
           workerId,
           exclude,
-        });
+        }).finally(() => (reserved -= capacity));
         if (claimed.length > 0) log.debug({ deliveries: claimed.map((d) => d.delivery_id) }, 'deliveries claimed');
         for (const d of claimed) start(d);
         if (claimed.length === 0) await bell.sleep(config.OUTBOX_POLL_MS);
@@ -213,14 +229,15 @@ export async function startRelay(deps: {
         await bell.sleep(config.OUTBOX_POLL_MS);
       }
     }
-  })();
+  };
+  const loops = Array.from({ length: CLAIM_LOOPS }, (_, n) => claimLoop(n));
   log.info({ concurrency: max, perSubscription, timeoutMs: config.OUTBOX_TIMEOUT_MS }, 'relay started');
 
   return {
     async stop() {
       stopping = true;
       bell.ringAll();
-      await loop;
+      await Promise.all(loops);
       // Sends in flight get a moment to finish; the rest are handed back to another relay.
       const grace = Math.min(config.OUTBOX_TIMEOUT_MS, 3000);
       await Promise.race([Promise.all([...inFlight.values()].map((f) => f.done)), new Promise((r) => setTimeout(r, grace))]);
@@ -233,6 +250,7 @@ export async function startRelay(deps: {
         return 0;
       });
       await listener.unlisten().catch(() => {});
+      await own?.end({ timeout: 5 });
       log.info({ released }, 'relay stopped');
     },
   };
