@@ -138,6 +138,14 @@ export async function benchOutbox(ctx: OutboxBenchContext): Promise<void> {
         const cpuRow2 = cpuPerRow(cpuBefore, ctx.cpu([service]), bodies.length, ['bench', 'service', 'postgres']);
         await service.stop();
         const e2e = arrived().map((r) => r.at - sentAt.get(r.body.source_event)!);
+        // Where the time went: stored -> folded, and the change's commit -> its claim by the relay.
+        const [split] = await ctx.sql<{ fold50: number; fold99: number; claim50: number; claim99: number }[]>`
+          select percentile_cont(0.5) within group (order by f) as fold50, percentile_cont(0.99) within group (order by f) as fold99,
+                 percentile_cont(0.5) within group (order by c) as claim50, percentile_cont(0.99) within group (order by c) as claim99
+            from (select extract(epoch from e.processed_at - e.received_at) * 1000 as f,
+                         extract(epoch from d.last_attempt_at - d.created_at) * 1000 as c
+                    from events e join outbox_messages m on m.source_event = e.event_id join deliveries d on d.message_id = m.id
+                   where e.event_id in ${ctx.sql([...ids])}) x`;
         const ok = results.filter((r) => r.status === 200).length;
         ctx.rows.push({
           measure: `outbox: end to end at ${rate} req/s (Stripe sent -> subscriber 2xx)`,
@@ -145,6 +153,8 @@ export async function benchOutbox(ctx: OutboxBenchContext): Promise<void> {
           'e2e p50 ms': percentile(e2e, 50),
           'e2e p99 ms': percentile(e2e, 99),
           'max ms': percentile(e2e, 100),
+          'fold p50/p99 ms': `${Math.round(split!.fold50)}/${Math.round(split!.fold99)}`,
+          'commit->claim p50/p99 ms': `${Math.round(split!.claim50)}/${Math.round(split!.claim99)}`,
           ...cpuRow2,
           ...(e2e.length < bodies.length ? { 'not received': bodies.length - e2e.length } : {}),
           ...(ok < bodies.length ? { 'non-200': bodies.length - ok } : {}),

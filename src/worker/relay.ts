@@ -114,6 +114,10 @@ export async function startRelay(deps: {
     };
     const done = send().then((outcome) => {
       if (abandoned.has(d.delivery_id)) return; // handed back at shutdown: another relay sends it
+      // The slot is the request: free it now, the record follows (the stream's lease keeps the
+      // object's next version waiting until then).
+      settle(d.delivery_id, d.subscription_id);
+      bell.ring();
       finished.push({
         delivery_id: d.delivery_id,
         subscription_id: d.subscription_id,
@@ -163,13 +167,11 @@ export async function startRelay(deps: {
             else log.warn({ ...line, err: a.error, retryAt: a.next_attempt_at }, 'delivery failed; will retry');
           }
           for (const t of decided.transitions) logTransition(t, t.subscription_id);
-          for (const s of batch) settle(s.delivery_id, s.subscription_id);
-          if (woken > 0 || batch.length > 0) bell.ring();
+          if (woken > 0) bell.ring();
         } catch (err) {
           tries++;
           if (tries >= RECORD_TRIES) {
             log.error({ err, deliveries: batch.map((s) => s.delivery_id) }, 'could not record attempts; their leases will run out and they are sent again');
-            for (const s of batch) settle(s.delivery_id, s.subscription_id);
             tries = 0;
             continue;
           }
@@ -207,7 +209,8 @@ export async function startRelay(deps: {
     while (!stopping) {
       try {
         if (n === 0) await probe();
-        const capacity = Math.min(max - inFlight.size - reserved, Math.ceil(max / CLAIM_LOOPS));
+        // Outcomes waiting to be recorded count too: a database slower than the receivers slows the claims.
+        const capacity = Math.min(max - inFlight.size - reserved - finished.length, Math.ceil(max / CLAIM_LOOPS));
         if (capacity <= 0) {
           await bell.sleep(config.OUTBOX_POLL_MS);
           continue;
