@@ -108,7 +108,7 @@ export async function benchOutbox(ctx: OutboxBenchContext): Promise<void> {
         from deliveries where finished_at >= to_timestamp(${started / 1000})`;
     ctx.rows.push({
       measure: `outbox: relay ${waiting} waiting deliveries to 2 fast local receivers`,
-      'rows/s': Math.round((span!.n + span!.superseded) / span!.seconds),
+      'rows/s': Math.round((span!.n + span!.superseded) / Math.max(span!.seconds, 0.001)),
       ...cpuRow,
       ...(span!.superseded ? { superseded: span!.superseded } : {}),
     });
