@@ -11,7 +11,8 @@ import { EVENT_REF_HELP, checkWindow, filterFields, isEmptyFilter, parseEventRef
 import type { EventItem } from '../src/db/event-lookup.ts';
 import { countReplayable, replayEvent, replayEvents, sampleReplayable, type ReplayProgress } from '../src/db/replay.ts';
 import { connect } from '../src/db/client.ts';
-import { embeddedUrl, startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
+import type { Embedded } from '../src/db/embedded.ts';
+import { openDatabase } from '../src/db/open.ts';
 import type { NewEvent } from '../src/db/events.ts';
 import { countStored, insertEvents, parseEventLine } from '../src/db/import.ts';
 import { pendingMigrations } from '../src/db/migrate.ts';
@@ -182,19 +183,9 @@ function printSample(items: EventItem[]): void {
 
 // ---- Database ----------------------------------------------------------------------------------
 
-async function openDatabase(config: Config): Promise<{ sql: postgres.Sql; embedded?: Embedded }> {
-  const options = { max: 2, connectTimeoutMs: 5000, statementTimeoutMs: 600_000, applicationName: 'webhook-inbox-replay' };
-  if (config.DATABASE_URL) return { sql: connect(config.DATABASE_URL, options) };
-  // No DATABASE_URL: the embedded Postgres, which a running `npm start` may already serve.
-  const running = connect(embeddedUrl(config.EMBEDDED_PG_PORT, 'webhook_inbox'), { ...options, connectTimeoutMs: 1000 });
-  try {
-    await running`select 1`;
-    return { sql: running };
-  } catch {
-    await running.end({ timeout: 1 });
-  }
-  const embedded = await startEmbeddedPostgres({ dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, database: 'webhook_inbox' });
-  return { sql: connect(embedded.url, options), embedded };
+async function openPool(config: Config): Promise<{ sql: postgres.Sql; embedded?: Embedded }> {
+  const { url, embedded } = await openDatabase(config, { reuseRunning: true });
+  return { sql: connect(url, { max: 2, connectTimeoutMs: 5000, statementTimeoutMs: 600_000, applicationName: 'webhook-inbox-replay' }), embedded };
 }
 
 // ---- Modes -------------------------------------------------------------------------------------
@@ -341,9 +332,9 @@ async function main(): Promise<number> {
     return 2;
   }
 
-  let db: Awaited<ReturnType<typeof openDatabase>>;
+  let db: Awaited<ReturnType<typeof openPool>>;
   try {
-    db = await openDatabase(config);
+    db = await openPool(config);
     await db.sql`select 1`;
     const pending = await pendingMigrations(db.sql);
     if (pending.length > 0) {

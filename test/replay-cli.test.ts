@@ -219,12 +219,8 @@ t.test('--file imports NDJSON as RECEIVED, deduplicated like webhooks; bad lines
   t.same((await db.sql`select id from customers order by id`).map((r) => r.id), ['cus_evt_imp1', 'cus_evt_imp2', 'cus_evt_imp3'], 'the workers fold what was imported');
 });
 
-t.test('on a TTY: a progress line with count, rate and ETA', async (t) => {
-  const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).stdout?.includes('util-linux');
-  if (!hasScript) {
-    t.comment('skipped: needs util-linux script(1) to run the command on a pseudo-terminal');
-    return;
-  }
+const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).stdout?.includes('util-linux');
+t.test('on a TTY: a progress line with count, rate and ETA', { skip: hasScript ? false : 'needs util-linux script(1) to run the command on a pseudo-terminal' }, async (t) => {
   const db = await createTestDatabase(t);
   await db.sql`
     insert into events (source, event_id, type, payload, status, attempts, processed_at)

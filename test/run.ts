@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import { freePort, startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
+import { EmbeddedPostgresError, freePort, startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
 import { migrate } from '../src/db/migrate.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -30,14 +30,22 @@ let embedded: Embedded | undefined;
 let adminUrl = process.env.TEST_DATABASE_URL;
 if (!adminUrl) {
   const started = Date.now();
-  embedded = await startEmbeddedPostgres({
-    // Directly under the temp dir: as root the server runs as the `postgres` user, which must
-    // be able to reach the folder.
-    dir: path.join(tmpdir(), `webhook-inbox-test-${randomBytes(4).toString('hex')}`),
-    port: await freePort(),
-    database: 'postgres',
-    throwaway: true,
-  });
+  try {
+    embedded = await startEmbeddedPostgres({
+      // As root the server runs as the `postgres` user; if it cannot enter the temp dir, the
+      // cluster goes to one it can (and says so).
+      dir: path.join(tmpdir(), `webhook-inbox-test-${randomBytes(4).toString('hex')}`),
+      port: await freePort(),
+      database: 'postgres',
+      throwaway: true,
+      onWarn: (fields, message) => process.stdout.write(`# ${message} ${JSON.stringify(fields)}\n`),
+    });
+  } catch (err) {
+    if (!(err instanceof EmbeddedPostgresError)) throw err;
+    // It says what to do; a stack trace would bury that.
+    process.stderr.write(`npm test: ${err.message.replaceAll(' DATABASE_URL', ' TEST_DATABASE_URL')}\n`);
+    process.exit(1);
+  }
   adminUrl = embedded.adminUrl;
   process.stdout.write(`# throwaway Postgres started in ${Date.now() - started} ms\n`);
 }

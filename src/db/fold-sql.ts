@@ -5,16 +5,16 @@
 // the fold), and each names its columns: a column the catalogue promotes but the table lacks
 // fails the writer, never vanishes (test/catalog.test.ts names it before that).
 //
-//   fold_write_<table>(w jsonb)    writes one planned row if its snapshot is the newest; sets or
+//   fold_write_<table>(w, data)    writes one planned row if its snapshot is the newest; sets or
 //                                  parks its links; for a new row, resolves the links waiting for it
 //   resolve_links_to_<table>(id, event)  sets every parked link that waited for that (new) parent row
+//   fold_write(w, data), resolve_links(table, id)   dispatch on the table name
 // Every change of a row (and only a change: never a stale or repeated snapshot) is handed, with the
 // row's version, data and links, to outbox_enqueue() (sql/functions/), in the same transaction.
-//   fold_write(w), resolve_links(table, id)   dispatch on the table name
 //
 // w, as db/fold.ts sends it: {"table", "id", "row": {column: value, ..., last_event_created,
 // last_event_rank, last_event_id}, "links": {column: parent id | null}, "many": {link table:
-// [parent id, ...]}, "data": the snapshot}.
+// [parent id, ...]}, "data_path"}; data, the snapshot, read by fold_item_locked() at data_path.
 import { BY_TABLE, COMMON_COLUMNS, TABLES, tableOf, type ObjectSpec } from '../stripe/catalog.ts';
 
 export type RenderedFunction = { name: string; sql: string };
@@ -62,7 +62,7 @@ function renderWriter(spec: ObjectSpec): RenderedFunction {
     ...links.map((l) => ({ column: l.column, value: l.v })),
     ...promoted.map((p) => ({ column: p.column, value: rowValue(p.column, p.type) })),
     ...COMMON_WRITTEN.map((c) => ({ column: c, value: rowValue(c, COMMON_COLUMNS[c]) })),
-    { column: 'data', value: `w -> 'data'` },
+    { column: 'data', value: 'p_data' },
     { column: 'last_event_id', value: 'v_event' },
     { column: 'last_event_created', value: 'v_created' },
     { column: 'last_event_rank', value: 'v_rank' },
@@ -70,7 +70,7 @@ function renderWriter(spec: ObjectSpec): RenderedFunction {
   const park = (column: string, parent: string, id: string) =>
     `v_parked := v_parked || jsonb_build_object('child_table', ${literal(t)}, 'child_id', v_id, 'link_column', ${literal(column)}, 'parent_table', ${literal(parent)}, 'parent_id', ${id});`;
 
-  const sql = `create or replace function ${name}(w jsonb) returns jsonb
+  const sql = `create or replace function ${name}(w jsonb, p_data jsonb) returns jsonb
 language plpgsql as $body$
 declare
   v_id text := w ->> 'id';
@@ -166,7 +166,7 @@ begin
   return ${objectResult(t, 'v_action', 'v_version', 'v_parked', 'v_resolved')};
 end
 $body$;
-comment on function ${name}(jsonb) is ${literal(`Writes one planned ${t} row if its snapshot is the newest; sets or parks its links. Rendered from the Stripe catalogue by src/db/fold-sql.ts.`)};`;
+comment on function ${name}(jsonb, jsonb) is ${literal(`Writes one planned ${t} row if its snapshot is the newest; sets or parks its links. Rendered from the Stripe catalogue by src/db/fold-sql.ts.`)};`;
   return { name, sql };
 }
 
@@ -229,16 +229,16 @@ comment on function ${name}(text, text) is ${literal(`Sets every parked link tha
 
 function renderDispatch(): RenderedFunction[] {
   const parents = TABLES.filter(isParent);
-  const write = `create or replace function fold_write(w jsonb) returns jsonb
+  const write = `create or replace function fold_write(w jsonb, p_data jsonb) returns jsonb
 language plpgsql as $body$
 begin
   case w ->> 'table'
-${TABLES.map((t) => `    when ${literal(t)} then return fold_write_${t}(w);`).join('\n')}
+${TABLES.map((t) => `    when ${literal(t)} then return fold_write_${t}(w, p_data);`).join('\n')}
     else raise exception 'fold_write: % is not a table of the catalogue', w ->> 'table';
   end case;
 end
 $body$;
-comment on function fold_write(jsonb) is 'Writes one planned row with the writer of its table (fold_write_<table>). Rendered from the Stripe catalogue by src/db/fold-sql.ts.';`;
+comment on function fold_write(jsonb, jsonb) is 'Writes one planned row and its snapshot with the writer of its table (fold_write_<table>). Rendered from the Stripe catalogue by src/db/fold-sql.ts.';`;
   const resolve = `create or replace function resolve_links(p_table text, p_id text) returns jsonb
 language plpgsql as $body$
 begin

@@ -4,7 +4,7 @@
 // event PROCESSED. They run in a transaction the caller opened (worker/fold.ts), so whatever must
 // commit with the fold is written in the same one.
 import type postgres from 'postgres';
-import { BY_TABLE, parentTables } from '../stripe/catalog.ts';
+import { BY_TABLE, parentTables, type StripeObject } from '../stripe/catalog.ts';
 import { lockKey, type FoldPlan, type PlannedWrite } from '../stripe/graph.ts';
 import type { Sql } from './client.ts';
 
@@ -32,10 +32,14 @@ export type FoldResult = { objects: ObjectOutcome[]; parked: LinkRef[]; resolved
 type FoldPlanned = Extract<FoldPlan, { kind: 'fold' }>;
 
 /**
- * One item to fold: a claimed event's plan (or the reason it is not folded), or a snapshot read
- * from Stripe's API, which has no event row (`event` absent).
+ * One item to fold: a claimed event's plan (or the reason it is not folded), whose snapshots the
+ * database reads from the stored event; or a snapshot read from Stripe's API, which has no event
+ * row and travels with its plan.
  */
-export type FoldItem = { event?: string; plan: FoldPlanned } | { event: string; ignore: string };
+export type FoldItem =
+  | { event: string; plan: FoldPlanned }
+  | { event: string; ignore: string }
+  | { snapshot: StripeObject; plan: FoldPlanned };
 
 /** What fold_items() / fold_item() did with one item. */
 export type ItemOutcome =
@@ -45,7 +49,7 @@ export type ItemOutcome =
   | { busy: true }
   | { error: string; code: string };
 
-/** A planned write as the rendered writers read it (db/fold-sql.ts). */
+/** A planned write as the rendered writers read it (db/fold-sql.ts); its snapshot stays where it is. */
 function writeJson(w: PlannedWrite) {
   return {
     table: w.table,
@@ -58,13 +62,14 @@ function writeJson(w: PlannedWrite) {
     },
     links: Object.fromEntries(w.links.map((l) => [l.column, l.parentId])),
     many: Object.fromEntries(w.many.map((m) => [m.table, m.parentIds])),
-    data: w.data,
+    data_path: w.dataPath,
   };
 }
 
 function itemJson(item: FoldItem) {
   if ('ignore' in item) return { event: item.event, ignore: item.ignore };
-  return { event: item.event, lock_keys: item.plan.lockKeys, share_keys: item.plan.shareKeys, writes: item.plan.writes.map(writeJson) };
+  const planned = { lock_keys: item.plan.lockKeys, share_keys: item.plan.shareKeys, writes: item.plan.writes.map(writeJson) };
+  return 'snapshot' in item ? { snapshot: item.snapshot, ...planned } : { event: item.event, ...planned };
 }
 
 /**

@@ -4,8 +4,9 @@ import type postgres from 'postgres';
 import { ConfigError, loadConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { connect } from './client.ts';
-import { startEmbeddedPostgres, type Embedded } from './embedded.ts';
+import type { Embedded } from './embedded.ts';
 import { migrate } from './migrate.ts';
+import { openDatabase } from './open.ts';
 
 let config;
 try {
@@ -22,10 +23,9 @@ let code = 0;
 // Starting the embedded Postgres and reading DATABASE_URL fail too (a taken port, a malformed
 // URL): logged like a failed migration, not thrown as a stack trace.
 try {
-  embedded = config.DATABASE_URL
-    ? undefined
-    : await startEmbeddedPostgres({ dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, database: 'webhook_inbox' });
-  sql = connect(config.DATABASE_URL ?? embedded!.url, { max: 1, connectTimeoutMs: 10_000 });
+  const db = await openDatabase(config, { log, reuseRunning: true });
+  embedded = db.embedded;
+  sql = connect(db.url, { max: 1, connectTimeoutMs: 10_000 });
   const applied = await migrate(sql, log);
   log.info({ applied }, applied.length ? 'migrations applied' : 'database already up to date');
 } catch (err) {

@@ -29,9 +29,11 @@ export type ManyLinkSpec = { table: string; childColumn: string; parentColumn: s
 
 /**
  * Children a snapshot carries whole and that are the only source of their rows (a subscription's
- * items, an invoice's lines): each complete element becomes a row, with `inject` naming its parent.
+ * items, an invoice's lines): each element of the list at `path` becomes a row, with `inject`
+ * naming its parent. A path, not a getter: the fold reads each child's snapshot from the stored
+ * event at that path instead of receiving a second copy.
  */
-export type EmbedSpec = { object: string; items: Getter; inject: (parent: StripeObject) => StripeObject };
+export type EmbedSpec = { object: string; path: string[]; inject: (parent: StripeObject) => StripeObject };
 
 export type ObjectSpec = {
   /** Stripe's `object` name, e.g. `invoice`, `checkout.session`. */
@@ -178,7 +180,7 @@ const OBJECTS: ObjectSpec[] = [
     },
     rank: { incomplete: 1, trialing: 2, active: 2, paused: 2, past_due: 3, unpaid: 3, incomplete_expired: 4, canceled: 4 },
     // A subscription snapshot carries its items whole: they are the only source of item rows.
-    embeds: [{ object: 'subscription_item', items: path('items', 'data'), inject: (s) => ({ subscription: s.id }) }],
+    embeds: [{ object: 'subscription_item', path: ['items', 'data'], inject: (s) => ({ subscription: s.id }) }],
   }),
   spec({
     object: 'subscription_item',

@@ -47,6 +47,12 @@ export type PlannedWrite = {
   columns: Record<string, unknown>;
   /** The row's snapshot, as Stripe sent it. */
   data: StripeObject;
+  /**
+   * Where that snapshot sits in the plan's document (the event payload, or the object read from
+   * the API), e.g. ["data", "object", "items", "data", "0"]: the database reads it there rather
+   * than receiving a second copy.
+   */
+  dataPath: string[];
   key: OrderKey;
 };
 
@@ -108,6 +114,27 @@ function usableId(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= 255;
 }
 
+/** Where `target` sits inside `o` (by identity), a few levels deep at most. */
+function pathTo(o: StripeObject, target: unknown, depth = 3): string[] | null {
+  for (const [k, v] of Object.entries(o)) {
+    if (v === target) return [k];
+    if (depth > 1 && v !== null && typeof v === 'object') {
+      const inner = pathTo(v as StripeObject, target, depth - 1);
+      if (inner) return [k, ...inner];
+    }
+  }
+  return null;
+}
+
+function valueAt(o: StripeObject, keys: string[]): unknown {
+  let v: unknown = o;
+  for (const k of keys) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as StripeObject)[k];
+  }
+  return v;
+}
+
 /**
  * Plans `o` (of catalogue object `spec`) and, before it, the complete parents Stripe expanded in
  * it; after it, the children it carries whole. `view` is what links and columns are read from
@@ -117,23 +144,29 @@ function planObject(
   spec: ObjectSpec,
   o: StripeObject,
   view: StripeObject,
+  at: string[],
   origin: Origin,
   deleted: boolean,
   writes: PlannedWrite[],
   depth: number,
 ): void {
+  /** Plans an expanded parent found in `view`, at its place in the document. */
+  const expanded = (ref: StripeObject) => {
+    const where = pathTo(view, ref);
+    if (where) planObject(SPECS.get(ref.object as string)!, ref, ref, [...at, ...where], origin, false, writes, depth + 1);
+  };
   if (!usableId(o.id)) throw new MalformedEventError(`${spec.object} without a usable id`);
   const links: PlannedLink[] = spec.links.map((l) => {
     const ref = l.ref(view);
     // Fold what Stripe embedded whole (an expanded parent) as its own row, parent first.
-    if (depth < 2 && isComplete(ref)) planObject(SPECS.get(ref.object as string)!, ref, ref, origin, false, writes, depth + 1);
+    if (depth < 2 && isComplete(ref)) expanded(ref);
     return { column: l.column, parentTable: SPECS.get(l.parent)!.table, parentId: refId(ref) };
   });
   const many: PlannedMany[] = spec.many.map((m) => {
     const refs = m.refs(view);
     const ids = new Set<string>();
     for (const r of Array.isArray(refs) ? refs : []) {
-      if (depth < 2 && isComplete(r)) planObject(SPECS.get(r.object as string)!, r, r, origin, false, writes, depth + 1);
+      if (depth < 2 && isComplete(r)) expanded(r);
       const id = refId(r);
       if (id) ids.add(id);
     }
@@ -161,18 +194,20 @@ function planObject(
     many,
     columns,
     data: o,
+    dataPath: at,
     key: { created: origin.created, rank: rankOf(spec, o, deleted), eventId: origin.eventId },
   });
 
   for (const embed of spec.embeds) {
-    const items = embed.items(o);
+    const items = valueAt(o, embed.path);
     if (!Array.isArray(items)) continue;
     const child = SPECS.get(embed.object)!;
-    for (const item of items) {
-      if (item === null || typeof item !== 'object' || (item as StripeObject).object !== embed.object) continue;
-      if (!usableId((item as StripeObject).id)) continue;
-      planObject(child, item as StripeObject, { ...embed.inject(o), ...(item as StripeObject) }, origin, false, writes, depth + 1);
-    }
+    items.forEach((item: unknown, i) => {
+      if (item === null || typeof item !== 'object' || (item as StripeObject).object !== embed.object) return;
+      if (!usableId((item as StripeObject).id)) return;
+      const view = { ...embed.inject(o), ...(item as StripeObject) };
+      planObject(child, item as StripeObject, view, [...at, ...embed.path, String(i)], origin, false, writes, depth + 1);
+    });
   }
 }
 
@@ -206,7 +241,7 @@ function recognise(o: StripeObject, type: string | undefined): string | undefine
 }
 
 /** Plans one snapshot of `object` from `origin`; the shared tail of planEvent and planSnapshot. */
-function planFrom(o: StripeObject, type: string | undefined, origin: Origin, deleted: boolean): FoldPlan {
+function planFrom(o: StripeObject, at: string[], type: string | undefined, origin: Origin, deleted: boolean): FoldPlan {
   const object = recognise(o, type);
   if (object === undefined) {
     return { kind: 'ignore', reason: 'data.object has no object type, and neither its id nor the event type says what it is' };
@@ -219,7 +254,7 @@ function planFrom(o: StripeObject, type: string | undefined, origin: Origin, del
     return { kind: 'ignore', reason: `this ${object} has no id, so there is no row to write (a preview such as invoice.upcoming, or a discount of an API version before 2023-08-16)` };
   }
   const planned: PlannedWrite[] = [];
-  planObject(spec, o, o, origin, deleted, planned, 0);
+  planObject(spec, o, o, at, origin, deleted, planned, 0);
   return finish(planned, o.id as string);
 }
 
@@ -246,15 +281,16 @@ export function planEvent(payload: unknown): FoldPlan {
     apiVersion: typeof e.api_version === 'string' ? e.api_version : null,
     livemode: typeof e.livemode === 'boolean' ? e.livemode : null,
   };
-  return planFrom(o, e.type, origin, e.type.endsWith('.deleted') || o.deleted === true);
+  return planFrom(o, ['data', 'object'], e.type, origin, e.type.endsWith('.deleted') || o.deleted === true);
 }
 
 /**
  * What folding a snapshot read from Stripe's API means: the same rows as an event carrying it,
  * ordered by `origin.created` (when it was read). A deleted object (`deleted: true`) is a tombstone.
+ * Its writes' data paths are relative to the object itself, which the fold item carries.
  */
 export function planSnapshot(object: StripeObject, origin: Origin): FoldPlan {
-  return planFrom(object, undefined, origin, object.deleted === true);
+  return planFrom(object, [], undefined, origin, object.deleted === true);
 }
 
 /**

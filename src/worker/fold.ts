@@ -48,8 +48,11 @@ async function foldTransaction(
   options: Pick<FoldOptions, 'inTransaction'>,
 ): Promise<ItemOutcome[]> {
   return sql.begin(async (tx) => {
-    await relaxCommit(tx);
-    const outcomes = mode === 'batch' ? await applyFoldItems(tx, items) : [await applyFoldItem(tx, items[0]!)];
+    // Sent together (postgres.js pipelines queries on a connection): one round trip, not two.
+    const [, outcomes] = await Promise.all([
+      relaxCommit(tx),
+      mode === 'batch' ? applyFoldItems(tx, items) : applyFoldItem(tx, items[0]!).then((o) => [o]),
+    ]);
     await options.inTransaction?.(tx, outcomes);
     return outcomes;
   });
@@ -209,7 +212,7 @@ export async function foldSnapshot(
   if (plan.kind === 'ignore') return { ignored: plan.reason };
   for (let tryNo = 1; ; tryNo++) {
     try {
-      const [o] = await foldTransaction(sql, [{ plan }], 'wait', options);
+      const [o] = await foldTransaction(sql, [{ snapshot: object, plan }], 'wait', options);
       if (o && 'result' in o) return { result: o.result };
       throw new Error(`folding ${String(object.id)} gave ${JSON.stringify(o)}`);
     } catch (err) {
