@@ -1,6 +1,8 @@
 // The one place that reads the environment. It is parsed once by zod at startup and the typed
 // Config is passed down; a bad environment fails listing every problem by variable name.
 import { z } from 'zod';
+import { DEFAULT_RETRY_SCHEDULE, parseRetrySchedule } from './outbox/schedule.ts';
+import { parseNetworkList } from './outbox/ssrf.ts';
 
 const list = (name: string) =>
   z
@@ -60,6 +62,30 @@ const optional = <T extends z.ZodType>(schema: T) =>
 const withDefault = <T extends z.ZodType>(schema: T, fallback: z.input<T>) =>
   z.preprocess((v) => (v === '' || v === undefined ? fallback : v), schema);
 
+// A duration with a unit (90s, 30m, 24h, 5d), in milliseconds.
+const DURATION_UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const duration = (min: number, max: number) =>
+  z.string().transform((v, ctx) => {
+    const m = /^(\d{1,9})(s|m|h|d)$/.exec(v.trim());
+    const ms = m ? Number(m[1]) * DURATION_UNITS[m[2] as keyof typeof DURATION_UNITS] : NaN;
+    if (!(ms >= min && ms <= max)) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration from ${min / 1000}s to ${max / 86_400_000}d with a unit, like 90s, 30m, 24h or 5d` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+/** Parses with a function that throws a TypeError naming the problem (the outbox's own parsers). */
+const parsedWith = <T>(parse: (text: string) => T) =>
+  z.string().transform((v, ctx) => {
+    try {
+      return parse(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
 const envSchema = z.object({
   DATABASE_URL: optional(
     z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL'),
@@ -107,6 +133,23 @@ const envSchema = z.object({
   PARENT_FETCH_AFTER_S: withDefault(int(0, 30 * 86_400), 60),
   RECONCILE_EVERY: withDefault(every, '10m'),
   RECONCILE_LOOKBACK: withDefault(span(30 * 86_400), '3d'),
+  // The outbox (README "Subscribe to changes").
+  OUTBOX_TIMEOUT_MS: withDefault(int(100, 120_000), 10_000),
+  OUTBOX_RETRY_SCHEDULE: withDefault(parsedWith(parseRetrySchedule), DEFAULT_RETRY_SCHEDULE),
+  OUTBOX_BREAKER_FAILURES: withDefault(int(1, 10_000), 10),
+  OUTBOX_BREAKER_FAILURE_RATE: withDefault(z.coerce.number().gt(0).max(1), 0.5),
+  OUTBOX_BREAKER_MIN_REQUESTS: withDefault(int(1, 1_000_000), 20),
+  OUTBOX_BREAKER_WINDOW: withDefault(duration(1000, 86_400_000), '5m'),
+  OUTBOX_BREAKER_COOL_DOWN: withDefault(duration(100, 86_400_000), '60s'),
+  OUTBOX_BREAKER_MAX_COOL_DOWN: withDefault(duration(100, 7 * 86_400_000), '1h'),
+  OUTBOX_DISABLE_AFTER: withDefault(duration(1000, 365 * 86_400_000), '5d'),
+  OUTBOX_ROTATION_OVERLAP: withDefault(duration(0, 30 * 86_400_000), '24h'),
+  OUTBOX_ALLOW_NETWORKS: withDefault(parsedWith(parseNetworkList), ''),
+  OUTBOX_ALLOW_HTTP: withDefault(z.stringbool(), 'false'),
+  OUTBOX_CONCURRENCY: withDefault(int(0, 10_000), 64),
+  OUTBOX_SUBSCRIPTION_CONCURRENCY: withDefault(int(1, 10_000), 16),
+  OUTBOX_LEASE_S: withDefault(int(1, 3600), 60),
+  OUTBOX_POLL_MS: withDefault(int(10, 60_000), 1000),
 });
 
 /** Every variable the service reads (besides WEBHOOK_SECRET_<NAME>). */
@@ -155,6 +198,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const result = list(key).safeParse(value);
     if (result.success) sources[name] = result.data;
     else problems.push(`${key}: ${result.error.issues[0]?.message}`);
+  }
+
+  // A lease that ran out while its request is still waiting for an answer would let another relay
+  // send the next version of the object before this one is answered.
+  if (parsed.success && parsed.data.OUTBOX_LEASE_S * 1000 < parsed.data.OUTBOX_TIMEOUT_MS + 5000) {
+    problems.push(`OUTBOX_LEASE_S: must be at least OUTBOX_TIMEOUT_MS + 5 s (${Math.ceil(parsed.data.OUTBOX_TIMEOUT_MS / 1000) + 5})`);
   }
 
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);

@@ -18,9 +18,11 @@ import { stripeSource } from '../sources/stripe.ts';
 import { stripeThinSource } from '../sources/stripe-thin.ts';
 import type { Source } from '../sources/types.ts';
 import { mountAdmin } from './admin.ts';
+import { mountDeliveries } from './deliveries.ts';
 import { mountHealth } from './health.ts';
 import { createIngest, ingestListener, mountIngest, type Ingest } from './ingest.ts';
 import { mountOpenApi } from './openapi.ts';
+import { mountSubscriptions } from './subscriptions.ts';
 
 export type AppEnv = { Variables: { log: Logger; requestId: string } };
 
@@ -107,6 +109,9 @@ export function createHttp(deps: AppDeps): Http {
     });
     mountIngest(app, ingest);
     mountAdmin(app, { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN });
+    const outbox = { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN, config: deps.config };
+    mountSubscriptions(app, outbox);
+    mountDeliveries(app, outbox);
     mountOpenApi(app);
   }
   mountHealth(app, { sql: deps.sql, metrics, isStopping: deps.isStopping, isStarting: deps.isStarting });

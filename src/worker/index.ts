@@ -1,15 +1,17 @@
-// startWorkers: the claim loops (hot path) and the pg-boss schedules around them, started once per
-// process, and, with STRIPE_API_KEY, what reads Stripe's API: the parent fetcher, the thin-event
-// fetcher and the reconcile-events schedule. ROLE=api processes never call this.
+// startWorkers: the claim loops (hot path), the outbox relay, and the pg-boss schedules around
+// them, started once per process, and, with STRIPE_API_KEY, what reads Stripe's API: the parent
+// fetcher, the thin-event fetcher and the reconcile-events schedule. ROLE=api never calls this.
 import type postgres from 'postgres';
 import type { Config } from '../config.ts';
 import { connect } from '../db/client.ts';
 import type { Logger } from '../log.ts';
 import { startClaimLoops } from './claim.ts';
-import type { FoldOutcome, StripeApiObserver } from '../metrics.ts';
+import { purgeOutbox } from '../db/retention.ts';
+import type { FoldOutcome, OutboxMetrics, StripeApiObserver } from '../metrics.ts';
 import { stripeApiOf } from '../stripe-api/from-config.ts';
 import { startParentFetcher, type ParentFetcher } from './parent-fetch.ts';
 import { RECONCILE_SWEEP, reconcileSweep } from './reconcile.ts';
+import { startRelay, type Relay } from './relay.ts';
 import { startSweeps, sweepLeases, sweepLinks, type Sweep, type Sweeper } from './sweeps.ts';
 import { createThinEvents } from './thin-events.ts';
 
@@ -35,6 +37,10 @@ export type WorkerDeps = {
   schedules?: boolean;
   /** Counts what the Stripe API readers do (parent fetches, thin events, recovered events). */
   observeStripeApi?: StripeApiObserver;
+  /** Where the relay reports attempts, latencies and circuit transitions. */
+  outboxMetrics?: OutboxMetrics;
+  /** Tests of folding alone run no relay; by default it runs when OUTBOX_CONCURRENCY > 0. */
+  relay?: boolean;
 };
 
 /** The service's handle on this module: it is handed in by src/main.ts, unless ROLE=api. */
@@ -100,18 +106,10 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     });
   }
 
-  let sweeper: Sweeper | undefined;
-  if (deps.schedules !== false) {
-    const slog = log.child({ component: 'sweeps' });
-    const sweeps: Sweep[] = [
-      { name: 'sweep-links', cron: '* * * * *', run: () => sweepLinks(sql, slog).then((r) => r.length) },
-      { name: 'recover-leases', cron: '* * * * *', run: () => sweepLeases(sql, slog) },
-      ...(deps.sweeps ?? []),
-    ];
-    const reconcile = api && config.RECONCILE_EVERY ? reconcileSweep(sql, api, config, slog, deps.observeStripeApi) : undefined;
-    if (reconcile) sweeps.push(reconcile);
+  let relay: Relay | undefined;
+  if (deps.relay !== false && config.OUTBOX_CONCURRENCY > 0) {
     try {
-      sweeper = await startSweeps({ databaseUrl: deps.databaseUrl, sweeps, retired: reconcile ? [] : [RECONCILE_SWEEP], log: slog });
+      relay = await startRelay({ sql, databaseUrl: deps.databaseUrl || undefined, config, log: wlog, metrics: deps.outboxMetrics });
     } catch (err) {
       await Promise.all([loops.stop(), fetcher?.stop()]);
       await thin.stop();
@@ -120,11 +118,40 @@ export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
     }
   }
 
+  let sweeper: Sweeper | undefined;
+  if (deps.schedules !== false) {
+    const slog = log.child({ component: 'sweeps' });
+    const sweeps: Sweep[] = [
+      { name: 'sweep-links', cron: '* * * * *', run: () => sweepLinks(sql, slog).then((r) => r.length) },
+      { name: 'recover-leases', cron: '* * * * *', run: () => sweepLeases(sql, slog) },
+      {
+        name: 'purge-outbox',
+        cron: '*/10 * * * *',
+        run: async () => {
+          const purged = await purgeOutbox(sql, { olderThanDays: config.RETENTION_DAYS, batchSize: config.RETENTION_BATCH_SIZE, maxBatches: 500 });
+          if (purged.deliveries + purged.messages > 0) slog.info({ ...purged, olderThanDays: config.RETENTION_DAYS }, 'retention: purged finished deliveries');
+          return purged;
+        },
+      },
+      ...(deps.sweeps ?? []),
+    ];
+    const reconcile = api && config.RECONCILE_EVERY ? reconcileSweep(sql, api, config, slog, deps.observeStripeApi) : undefined;
+    if (reconcile) sweeps.push(reconcile);
+    try {
+      sweeper = await startSweeps({ databaseUrl: deps.databaseUrl, sweeps, retired: reconcile ? [] : [RECONCILE_SWEEP], log: slog });
+    } catch (err) {
+      await Promise.all([loops.stop(), fetcher?.stop(), relay?.stop()]);
+      await thin.stop();
+      await apiSql?.end({ timeout: 5 });
+      throw err;
+    }
+  }
+
   return {
     async stop() {
-      // Claims first (folds in flight finish, unstarted ones are released; no more hand-offs),
-      // then the Stripe API readers, then the schedules.
-      await Promise.all([loops.stop(), fetcher?.stop()]);
+      // Claims first (folds in flight finish, unstarted ones are released; no more hand-offs;
+      // sends in flight finish or are handed back), then the Stripe API readers, then the schedules.
+      await Promise.all([loops.stop(), fetcher?.stop(), relay?.stop()]);
       await thin.stop();
       await sweeper?.stop();
       await apiSql?.end({ timeout: 5 });
