@@ -7,7 +7,7 @@ import path from 'node:path';
 import t from 'tap';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { seedEvent } from './helpers/events.ts';
-import { drain, storeEvents, type Ev } from './helpers/fold.ts';
+import { drain, storeEvents, stripeEv } from './helpers/fold.ts';
 import { runScript, spawnScript, type Run } from './helpers/spawn.ts';
 import { waitFor } from '../scripts/lib/wait.ts';
 import { root } from '../scripts/lib/service.ts';
@@ -100,13 +100,9 @@ t.test('replay of FAILED events after a fix ends PROCESSED; a one-line summary w
     create function broken() returns trigger language plpgsql as $$ begin raise exception 'bug 7: invoices are read-only'; end $$;
     create trigger broken before insert or update on invoices for each row execute function broken();`);
   const T0 = 1_760_000_000;
-  const events: Ev[] = [1, 2, 3, 4].map((i) => ({
-    id: `evt_cli${i}`,
-    type: 'invoice.created',
-    created: T0 + i,
-    api_version: '2025-03-31.basil',
-    data: { object: { id: `in_cli${i}`, object: 'invoice', status: 'draft', created: T0, livemode: false, currency: 'eur', amount_due: 100 } },
-  }));
+  const events = [1, 2, 3, 4].map((i) =>
+    stripeEv(`evt_cli${i}`, 'invoice.created', T0 + i, { id: `in_cli${i}`, object: 'invoice', status: 'draft', created: T0, livemode: false, currency: 'eur', amount_due: 100 }),
+  );
   await storeEvents(db.sql, events);
   await drain(db.sql, { env: { WORKER_MAX_ATTEMPTS: '1' } });
   t.same(await statuses(db), ['FAILED', 'FAILED', 'FAILED', 'FAILED']);
