@@ -15,6 +15,8 @@ begin
       return '{"skipped": true}'::jsonb;
     end if;
   end if;
+  -- As in fold_items(): one look at whether anyone subscribes, for the writers.
+  perform set_config('webhook_inbox.outbox', case when exists (select 1 from outbox_subscriptions where enabled) then 'on' else 'off' end, true);
   perform case when k.shared then pg_advisory_xact_lock_shared(hashtextextended(k.key, 0))
                else pg_advisory_xact_lock(hashtextextended(k.key, 0)) end
   from (

@@ -18,6 +18,9 @@ declare
   k text;
   v_out jsonb := '[]';
 begin
+  -- One look per batch at whether anyone subscribes; with nobody, the writers skip the outbox
+  -- (src/db/fold-sql.ts). A subscription created while a batch runs gets the batches after it.
+  perform set_config('webhook_inbox.outbox', case when exists (select 1 from outbox_subscriptions where enabled) then 'on' else 'off' end, true);
   for e in select value from jsonb_array_elements(p_items) loop
     begin
       for k in select value from jsonb_array_elements_text(coalesce(e -> 'lock_keys', '[]')) loop

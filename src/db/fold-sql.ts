@@ -41,13 +41,22 @@ function linksJson(spec: ObjectSpec): string {
   return `jsonb_build_object(${spec.links.map((l) => `${literal(l.column)}, ${ident(l.column)}`).join(', ')})`;
 }
 
-/** Hands one row change to the outbox (sql/functions/outbox_enqueue.sql). */
+/**
+ * Hands one row change to the outbox (sql/functions/outbox_enqueue.sql), with the row's data and
+ * links as they now are. Skipped when fold_items()/fold_item() found no enabled subscription at the
+ * start of the batch (the transaction's webhook_inbox.outbox is 'off'): then outbox_enqueue would
+ * find nobody once per changed row, a sixth of the fold's Postgres time (measured with
+ * track_functions). Unset (the link sweeper's path), it asks outbox_enqueue as before.
+ */
 const enqueue = (spec: ObjectSpec, id: string, action: string, event: string) =>
-  `perform outbox_enqueue(${literal(spec.object)}, ${literal(spec.table)}, ${id}, ${action}, v_version, ${event}, v_data, v_links);`;
+  `if current_setting('webhook_inbox.outbox', true) is distinct from 'off' then
+      select data, ${linksJson(spec)} into v_data, v_links from ${ident(spec.table)} where id = ${id};
+      perform outbox_enqueue(${literal(spec.object)}, ${literal(spec.table)}, ${id}, ${action}, v_version, ${event}, v_data, v_links);
+    end if;`;
 
 function renderWriter(spec: ObjectSpec): RenderedFunction {
   const t = ident(spec.table);
-  const changed = `returning version, data, ${linksJson(spec)} into v_version, v_data, v_links`;
+  const changed = `returning version into v_version`;
   const name = `fold_write_${t}`;
   const links = spec.links.map((l) => ({ column: ident(l.column), parent: ident(tableOf(l.parent)), v: `l_${ident(l.column)}` }));
   const many = spec.many.map((m) => ({
@@ -202,7 +211,7 @@ function renderResolver(table: string): RenderedFunction {
   const name = `resolve_links_to_${t}`;
   const arms = linksTo(t).map(({ child, column, many }) => {
     const c = ident(child.table);
-    const changed = `returning version, data, ${linksJson(child)} into v_version, v_data, v_links;
+    const changed = `returning version into v_version;
         ${enqueue(child, 'r.child_id', `'updated'`, 'p_event')}`;
     if (column) {
       return `      when ${literal(`${c}.${column}`)} then
