@@ -75,14 +75,14 @@ function bearer(header: string | undefined): string | undefined {
 
 // Hashing first makes both sides the same length, so timingSafeEqual never throws and the time
 // taken does not depend on where the first wrong character is.
-function sameToken(offered: string, expected: string): boolean {
+export function sameToken(offered: string, expected: string): boolean {
   const a = createHash('sha256').update(offered).digest();
   const b = createHash('sha256').update(expected).digest();
   return timingSafeEqual(a, b);
 }
 
 // Named answers for what an operator can act on; the rest reaches app.onError as a 500.
-async function query<T>(work: () => Promise<T>): Promise<T> {
+export async function query<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {

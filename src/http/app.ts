@@ -11,6 +11,7 @@ import { createMetrics, type Metrics } from '../metrics.ts';
 import { standardSource } from '../sources/standard.ts';
 import { stripeSource } from '../sources/stripe.ts';
 import type { Source } from '../sources/types.ts';
+import { mountConsole } from '../console/index.ts';
 import { mountAdmin } from './admin.ts';
 import { mountHealth } from './health.ts';
 import { mountIngest } from './ingest.ts';
@@ -66,6 +67,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       ),
     });
     mountAdmin(app, { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN });
+    mountConsole(app, { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN, log: deps.log });
     mountOpenApi(app);
   }
   mountHealth(app, { sql: deps.sql, metrics, isStopping: deps.isStopping, isStarting: deps.isStarting });

@@ -1,0 +1,134 @@
+// Overview: the first answers at 3 a.m. Is anything failing, since when, how far behind are the
+// workers, what waits for a parent; and per-minute charts of deliveries received, events folded and
+// the backlog over the last hour and day. It updates itself every 15 s (htmx; without JavaScript
+// it reloads), and shows the same numbers as text for readers without JavaScript.
+import { minuteSeries, overview, totals, type MinuteSeries, type Totals } from '../../db/console.ts';
+import { query } from '../../http/admin.ts';
+import type { Logger } from '../../log.ts';
+import { html, render, type Node } from '../html.ts';
+import { BASE, ageSince, count, page, time } from '../layout.ts';
+import type { ConsoleApp, PageDeps } from '../index.ts';
+
+const REFRESH_S = 15;
+/** PROCESSED and IGNORED are most of the table: recounted in the background at most this often. */
+const TOTALS_EVERY_MS = 60_000;
+
+type Series = { label: string; values: number[]; kind?: 'good' | 'bad' | 'warn' };
+
+/** What a series says in words: the same numbers for readers without JavaScript or without sight. */
+function summary(label: string, raw: number[], unit: 'per minute' | 'events'): string {
+  const last = raw.at(-1) ?? 0;
+  const peak = Math.max(0, ...raw);
+  if (unit === 'events') return `${label}: now ${count(last)}, highest ${count(peak)}`;
+  return `${label}: ${count(raw.reduce((a, b) => a + b, 0))} in all, ${count(last)} in the last minute, at most ${count(peak)} in one minute`;
+}
+
+function chart(id: string, title: string, minutes: number[], series: (Series & { raw: number[] })[], unit: 'per minute' | 'events'): Node {
+  const spec = JSON.stringify({ x: minutes, series: series.map(({ raw: _, ...s }) => s), unit });
+  return html`<figure class="chart">
+    <figcaption id=${`${id}-title`}>${title}</figcaption>
+    <div class="plot" data-chart=${spec} role="img" aria-labelledby=${`${id}-title`} aria-describedby=${`${id}-numbers`}></div>
+    <p class="numbers" id=${`${id}-numbers`}>${series.map((s) => summary(s.label, s.raw, unit)).join('; ')}.</p>
+  </figure>`;
+}
+
+/** `shown` is what the chart draws, `raw` the minutes its numbers are counted from. */
+function charts(prefix: string, shown: MinuteSeries, raw: MinuteSeries, note: string): Node {
+  return html`<div class="charts">
+    ${chart(`${prefix}-received`, `Deliveries received per minute${note}`, shown.minutes, [{ label: 'received', values: shown.received, raw: raw.received }], 'per minute')}
+    ${chart(`${prefix}-folded`, `Events folded per minute${note}`, shown.minutes, [
+      { label: 'folded', values: shown.folded, raw: raw.folded, kind: 'good' },
+      { label: 'failed', values: shown.failed, raw: raw.failed, kind: 'bad' },
+    ], 'per minute')}
+    ${chart(`${prefix}-backlog`, 'Backlog (events waiting to be folded)', shown.minutes, [{ label: 'backlog', values: shown.backlog, raw: raw.backlog, kind: 'warn' }], 'events')}
+  </div>`;
+}
+
+/**
+ * A day of minutes in buckets of `size` minutes: rates as the mean per minute (a day of single
+ * minutes is mostly noise at 1280 px), the backlog as it stood at the end of each bucket.
+ */
+function buckets(s: MinuteSeries, size: number): MinuteSeries {
+  const out: MinuteSeries = { minutes: [], received: [], folded: [], failed: [], backlog: [] };
+  const mean = (values: number[], from: number) => Math.round((values.slice(from, from + size).reduce((a, b) => a + b, 0) / size) * 10) / 10;
+  for (let i = s.minutes.length % size; i < s.minutes.length; i += size) {
+    out.minutes.push(s.minutes[i]!);
+    out.received.push(mean(s.received, i));
+    out.folded.push(mean(s.folded, i));
+    out.failed.push(mean(s.failed, i));
+    out.backlog.push(s.backlog[Math.min(i + size, s.minutes.length) - 1]!);
+  }
+  return out;
+}
+
+function slice(s: MinuteSeries, last: number): MinuteSeries {
+  const from = Math.max(0, s.minutes.length - last);
+  return {
+    minutes: s.minutes.slice(from),
+    received: s.received.slice(from),
+    folded: s.folded.slice(from),
+    failed: s.failed.slice(from),
+    backlog: s.backlog.slice(from),
+  };
+}
+
+function card(label: string, value: string, note: Node | string | null, options: { href?: string; kind?: 'bad' | 'warn' } = {}): Node {
+  const inner = html`<span class="label">${label}</span><span class="value">${value}</span>${note ? html`<span class="note">${note}</span>` : null}`;
+  return html`<li class=${`card ${options.kind ?? ''}`}>${options.href ? html`<a href=${options.href}>${inner}</a>` : inner}</li>`;
+}
+
+/** The exact PROCESSED and IGNORED counts, refreshed in the background: a page never waits for them. */
+function totalsInBackground(deps: PageDeps, log: Logger): () => Totals | undefined {
+  let last: Totals | undefined;
+  let running = false;
+  let startedAt = 0;
+  return () => {
+    if (!running && Date.now() - startedAt >= TOTALS_EVERY_MS) {
+      running = true;
+      startedAt = Date.now();
+      totals(deps.sql)
+        .then((t) => (last = t))
+        .catch((err) => log.warn({ err: (err as Error).message }, 'console: could not count the finished events'))
+        .finally(() => (running = false));
+    }
+    return last;
+  };
+}
+
+export function mountOverview(app: ConsoleApp, deps: PageDeps): void {
+  const finished = totalsInBackground(deps, deps.log);
+
+  app.get('/', async (c) => {
+    const o = await query(() => overview(deps.sql));
+    const day = await query(() => minuteSeries(deps.sql, 24 * 60, o.received));
+    const hour = slice(day, 60);
+    const t = finished();
+    const failedHref = `${BASE}/events?status=FAILED`;
+    const body = html`<h1>Overview</h1>
+      <div id="overview" hx-get=${BASE} hx-select="#overview" hx-trigger=${`every ${REFRESH_S}s`} hx-swap="outerHTML">
+        <p class="muted">As of ${time(o.now)}; updates every ${REFRESH_S} s.</p>
+        <ul class="cards">
+          ${card('Failed', count(o.failed), o.failed > 0 ? html`since ${ageSince(o.failed_oldest, o.now)} ago, last ${ageSince(o.failed_newest, o.now)} ago` : 'none', {
+            href: failedHref,
+            kind: o.failed > 0 ? 'bad' : undefined,
+          })}
+          ${card('Waiting to be folded', count(o.received), o.received > 0 ? `oldest waits ${ageSince(o.oldest_unprocessed, o.now)}` : 'none', {
+            href: `${BASE}/events?status=RECEIVED`,
+            kind: o.oldest_unprocessed && o.now.getTime() - o.oldest_unprocessed.getTime() > 60_000 ? 'warn' : undefined,
+          })}
+          ${card('Retrying', count(o.retrying), 'failed at least once, will retry', { kind: o.retrying > 0 ? 'warn' : undefined, href: `${BASE}/events?status=RECEIVED` })}
+          ${card('Pending links', count(o.pending_links), o.pending_links > 0 ? `oldest waits ${ageSince(o.oldest_pending_link, o.now)}` : 'none', {
+            href: `${BASE}/orphans`,
+            kind: o.oldest_pending_link && o.now.getTime() - o.oldest_pending_link.getTime() > 3_600_000 ? 'warn' : undefined,
+          })}
+          ${card('Processed', t ? count(t.processed) : '…', t ? html`counted ${ageSince(t.counted_at, o.now)} ago` : 'being counted')}
+          ${card('Ignored', t ? count(t.ignored) : '…', 'types not folded')}
+        </ul>
+        <h2>Last hour</h2>
+        ${charts('hour', hour, hour, '')}
+        <h2>Last 24 hours</h2>
+        ${charts('day', buckets(day, 10), day, ' (mean of each 10 minutes)')}
+      </div>`;
+    return c.html(render(page(c.get('view'), { title: 'Overview', section: 'overview', body, charts: true, refreshSeconds: 60 })));
+  });
+}
