@@ -7,7 +7,7 @@ import { BY_TABLE, objectOfId, SPECS, TABLES, type ObjectSpec } from '../stripe/
 import { qb, run, type Sql } from './client.ts';
 import { CURSOR_TIME, matches, type EventFilter } from './event-filter.ts';
 import { ITEM_COLUMNS, type EventItem } from './event-lookup.ts';
-import type { ObjectOutcome } from './fold.ts';
+import type { LinkRef, ObjectOutcome } from './fold.ts';
 
 // ---- Overview ------------------------------------------------------------------------------------
 
@@ -75,24 +75,22 @@ export type MinuteSeries = {
  * event counts once, at its last fold, so the backlog before a replay reads a little high.
  */
 export async function minuteSeries(db: Sql, minutes: number, backlogNow: number): Promise<MinuteSeries> {
+  const back = minutes - 1;
   const rows = await db<{ minute: number; received: number; folded: number; failed: number }[]>`
-    with window_ as (
-      select date_trunc('minute', now()) - make_interval(mins => ${minutes - 1}) as since
-    ),
-    received as (
-      select date_trunc('minute', received_at) as minute, count(*)::int as n
-        from events, window_ where received_at >= window_.since group by 1
-    ),
-    folded as (
-      select date_trunc('minute', processed_at) as minute, count(*)::int as n,
-             count(*) filter (where status = 'FAILED')::int as failed
-        from events, window_ where processed_at >= window_.since group by 1
-    )
     select extract(epoch from m)::int as minute,
            coalesce(r.n, 0) as received, coalesce(f.n, 0) as folded, coalesce(f.failed, 0) as failed
-      from window_, generate_series(window_.since, date_trunc('minute', now()), interval '1 minute') m
-      left join received r on r.minute = m
-      left join folded f on f.minute = m
+      from generate_series(date_trunc('minute', now()) - make_interval(mins => ${back}), date_trunc('minute', now()), interval '1 minute') m
+      left join (
+        select date_trunc('minute', received_at) as minute, count(*)::int as n
+          from events where received_at >= date_trunc('minute', now()) - make_interval(mins => ${back})
+         group by 1
+      ) r on r.minute = m
+      left join (
+        select date_trunc('minute', processed_at) as minute, count(*)::int as n,
+               count(*) filter (where status = 'FAILED')::int as failed
+          from events where processed_at >= date_trunc('minute', now()) - make_interval(mins => ${back})
+         group by 1
+      ) f on f.minute = m
      order by m`;
   const series: MinuteSeries = { minutes: [], received: [], folded: [], failed: [], backlog: [] };
   for (const r of rows) {
@@ -323,7 +321,7 @@ export async function objectTimeline(
            result -> 'objects' as objects
       from events
      where object_id = ${id}
-        or (object_id = any(${carriers}::text[]) and result -> 'objects' @> ${JSON.stringify([{ id }])}::jsonb)
+        or (object_id = any(${carriers}::text[]) and result -> 'objects' @> ${JSON.stringify([{ id }])}::text::jsonb)
         or (source = 'stripe' and event_id = ${options.lastEventId ?? null})
      order by created nulls last, id
      limit ${limit}`;
@@ -331,6 +329,16 @@ export async function objectTimeline(
     ...e,
     outcome: (objects ?? []).find((o) => o.id === id && (options.table === undefined || o.table === options.table)) ?? null,
   }));
+}
+
+/** Which of these links still wait for their parent, whichever event parked them last. */
+export async function stillWaiting(db: Sql, links: LinkRef[]): Promise<LinkRef[]> {
+  if (links.length === 0) return [];
+  return db<LinkRef[]>`
+    select l.child_table, l.child_id, l.link_column, l.parent_table, l.parent_id
+      from pending_links l
+      join jsonb_to_recordset(${db.json(links as never)}) as w(child_table text, child_id text, link_column text, parent_id text)
+        using (child_table, child_id, link_column, parent_id)`;
 }
 
 // ---- Orphans -------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 // page updates itself (htmx; without JavaScript it reloads).
 import type { Context } from 'hono';
 import { EVENT_REF_HELP, parseEventRef, type EventRef } from '../../db/event-filter.ts';
-import { getEvent, parkedLinks, type EventDetail, type ParkedLink } from '../../db/event-lookup.ts';
+import { stillWaiting } from '../../db/console.ts';
+import { getEvent, type EventDetail } from '../../db/event-lookup.ts';
 import type { FoldResult, LinkRef } from '../../db/fold.ts';
 import { replayEvent } from '../../db/replay.ts';
 import { BadRequestError, EventNotFoundError } from '../../errors.ts';
@@ -38,7 +39,7 @@ function linkText(l: LinkRef): Node {
   return html`<span>${objectLink(l.child_id)} <span class="muted">${l.link_column}</span> → ${objectLink(l.parent_id)}</span>`;
 }
 
-function foldSection(event: EventDetail, waiting: ParkedLink[]): Node {
+function foldSection(event: EventDetail, waiting: LinkRef[]): Node {
   const r = event.result;
   if (r === null || r === undefined) {
     return html`<p class="muted">${event.status === 'RECEIVED' ? 'Not folded yet.' : 'No result recorded.'}</p>`;
@@ -67,7 +68,7 @@ function foldSection(event: EventDetail, waiting: ParkedLink[]): Node {
 }
 
 /** The part that changes while the event is folded; it polls itself until the event is finished. */
-function live(view: View, event: EventDetail, waiting: ParkedLink[], replayed: boolean): Node {
+function live(view: View, event: EventDetail, waiting: LinkRef[], replayed: boolean): Node {
   const waitingForFold = event.status === 'RECEIVED';
   return html`<div id="event-live" hx-get=${waitingForFold ? eventUrl(event) : undefined} hx-trigger=${waitingForFold ? `every ${POLL_EVERY_S}s` : undefined}
       hx-select="#event-live" hx-swap="outerHTML">
@@ -85,7 +86,7 @@ function live(view: View, event: EventDetail, waiting: ParkedLink[], replayed: b
   </div>`;
 }
 
-function eventPage(view: View, event: EventDetail, waiting: ParkedLink[], replayed: boolean): Node {
+function eventPage(view: View, event: EventDetail, waiting: LinkRef[], replayed: boolean): Node {
   const object = (event.payload as { data?: { object?: { id?: unknown; object?: unknown } } } | null)?.data?.object;
   const body = html`<h1><span class="mono">${event.type}</span></h1>
     <dl class="facts">
@@ -128,7 +129,8 @@ function replayConfirm(view: View, event: EventDetail): Node {
 export function mountEvent(app: ConsoleApp, deps: PageDeps): void {
   app.get('/events/:ref', async (c) => {
     const event = await load(deps, c);
-    const waiting = await query(() => parkedLinks(deps.sql, event));
+    const parked = isFoldResult(event.result) ? event.result.parked : [];
+    const waiting = await query(() => stillWaiting(deps.sql, parked));
     return c.html(render(eventPage(c.get('view'), event, waiting, c.req.query('replayed') === '1')));
   });
 

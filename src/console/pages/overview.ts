@@ -2,7 +2,7 @@
 // workers, what waits for a parent; and per-minute charts of deliveries received, events folded and
 // the backlog over the last hour and day. It updates itself every 15 s (htmx; without JavaScript
 // it reloads), and shows the same numbers as text for readers without JavaScript.
-import { minuteSeries, overview, totals, type MinuteSeries, type Totals } from '../../db/console.ts';
+import { minuteSeries, overview, totals, type MinuteSeries } from '../../db/console.ts';
 import { query } from '../../http/admin.ts';
 import type { Logger } from '../../log.ts';
 import { html, render, type Node } from '../html.ts';
@@ -12,6 +12,8 @@ import type { ConsoleApp, PageDeps } from '../index.ts';
 const REFRESH_S = 15;
 /** PROCESSED and IGNORED are most of the table: recounted in the background at most this often. */
 const TOTALS_EVERY_MS = 60_000;
+/** The day's charts likewise: reading a day of minutes walks two indexes over every event of the day. */
+const DAY_EVERY_MS = 60_000;
 
 type Series = { label: string; values: number[]; kind?: 'good' | 'bad' | 'warn' };
 
@@ -61,34 +63,28 @@ function buckets(s: MinuteSeries, size: number): MinuteSeries {
   return out;
 }
 
-function slice(s: MinuteSeries, last: number): MinuteSeries {
-  const from = Math.max(0, s.minutes.length - last);
-  return {
-    minutes: s.minutes.slice(from),
-    received: s.received.slice(from),
-    folded: s.folded.slice(from),
-    failed: s.failed.slice(from),
-    backlog: s.backlog.slice(from),
-  };
-}
-
 function card(label: string, value: string, note: Node | string | null, options: { href?: string; kind?: 'bad' | 'warn' } = {}): Node {
   const inner = html`<span class="label">${label}</span><span class="value">${value}</span>${note ? html`<span class="note">${note}</span>` : null}`;
   return html`<li class=${`card ${options.kind ?? ''}`}>${options.href ? html`<a href=${options.href}>${inner}</a>` : inner}</li>`;
 }
 
-/** The exact PROCESSED and IGNORED counts, refreshed in the background: a page never waits for them. */
-function totalsInBackground(deps: PageDeps, log: Logger): () => Totals | undefined {
-  let last: Totals | undefined;
+/**
+ * A value too slow to compute on a page's time (PROCESSED and IGNORED counted exactly; a day of
+ * minutes on millions of events), refreshed in the background at most every `everyMs`: a page
+ * shows the last one with its age and never waits for it.
+ */
+function inBackground<T>(load: () => Promise<T>, everyMs: number, log: Logger, what: string): () => { value: T; at: Date } | undefined {
+  let last: { value: T; at: Date } | undefined;
   let running = false;
   let startedAt = 0;
   return () => {
-    if (!running && Date.now() - startedAt >= TOTALS_EVERY_MS) {
+    if (!running && Date.now() - startedAt >= everyMs) {
       running = true;
       startedAt = Date.now();
-      totals(deps.sql)
-        .then((t) => (last = t))
-        .catch((err) => log.warn({ err: (err as Error).message }, 'console: could not count the finished events'))
+      const at = new Date();
+      load()
+        .then((value) => (last = { value, at }))
+        .catch((err) => log.warn({ err: (err as Error).message }, `console: could not read ${what}`))
         .finally(() => (running = false));
     }
     return last;
@@ -96,13 +92,20 @@ function totalsInBackground(deps: PageDeps, log: Logger): () => Totals | undefin
 }
 
 export function mountOverview(app: ConsoleApp, deps: PageDeps): void {
-  const finished = totalsInBackground(deps, deps.log);
+  const finished = inBackground(() => totals(deps.sql), TOTALS_EVERY_MS, deps.log, 'the finished events');
+  // The day's backlog is worked back from the backlog when the day was read.
+  const lastDay = inBackground(
+    async () => minuteSeries(deps.sql, 24 * 60, (await overview(deps.sql)).received),
+    DAY_EVERY_MS,
+    deps.log,
+    "the day's minutes",
+  );
 
   app.get('/', async (c) => {
     const o = await query(() => overview(deps.sql));
-    const day = await query(() => minuteSeries(deps.sql, 24 * 60, o.received));
-    const hour = slice(day, 60);
-    const t = finished();
+    const hour = await query(() => minuteSeries(deps.sql, 60, o.received));
+    const t = finished()?.value;
+    const day = lastDay();
     const failedHref = `${BASE}/events?status=FAILED`;
     const body = html`<h1>Overview</h1>
       <div id="overview" hx-get=${BASE} hx-select="#overview" hx-trigger=${`every ${REFRESH_S}s`} hx-swap="outerHTML">
@@ -121,13 +124,16 @@ export function mountOverview(app: ConsoleApp, deps: PageDeps): void {
             href: `${BASE}/orphans`,
             kind: o.oldest_pending_link && o.now.getTime() - o.oldest_pending_link.getTime() > 3_600_000 ? 'warn' : undefined,
           })}
-          ${card('Processed', t ? count(t.processed) : '…', t ? html`counted ${ageSince(t.counted_at, o.now)} ago` : 'being counted')}
+          ${card('Processed', t ? count(t.processed) : '…', t ? `counted ${ageSince(t.counted_at, o.now)} ago` : 'being counted')}
           ${card('Ignored', t ? count(t.ignored) : '…', 'types not folded')}
         </ul>
         <h2>Last hour</h2>
         ${charts('hour', hour, hour, '')}
         <h2>Last 24 hours</h2>
-        ${charts('day', buckets(day, 10), day, ' (mean of each 10 minutes)')}
+        ${day
+          ? html`<p class="muted">As of ${time(day.at)}; read again at most every ${DAY_EVERY_MS / 1000} s.</p>
+              ${charts('day', buckets(day.value, 10), day.value, ' (mean of each 10 minutes)')}`
+          : html`<p class="muted">Being read; shown at the next update.</p>`}
       </div>`;
     return c.html(render(page(c.get('view'), { title: 'Overview', section: 'overview', body, charts: true, refreshSeconds: 60 })));
   });
