@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import postgres from 'postgres';
 import { freePort, startEmbeddedPostgres, type Embedded } from '../src/db/embedded.ts';
 
 /**
@@ -137,4 +138,44 @@ export async function openLoop<T>(
     await new Promise((r) => setTimeout(r, 1));
   }
   return { results: await Promise.all(pending), lagMs: worstLag };
+}
+
+/** Like closedLoop, but for `seconds` of wall time: as many tasks as fit, `concurrency` at a time. */
+export async function closedLoopFor<T>(
+  seconds: number,
+  concurrency: number,
+  task: (i: number) => Promise<T>,
+): Promise<{ results: T[]; seconds: number }> {
+  const results: T[] = [];
+  let next = 0;
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        const i = next++;
+        results[i] = await task(i);
+      }
+    }),
+  );
+  return { results, seconds: (performance.now() - started) / 1000 };
+}
+
+/** A new, empty database `name` on the server of `url` (dropped first if it exists); its URL. */
+export async function freshDatabase(url: string, name: string): Promise<string> {
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+    await admin.unsafe(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const fresh = new URL(url);
+  fresh.pathname = `/${name}`;
+  return fresh.toString();
+}
+
+export async function dropDatabase(url: string, name: string): Promise<void> {
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`drop database if exists ${name} with (force)`).finally(() => admin.end());
 }

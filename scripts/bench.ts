@@ -17,7 +17,8 @@ import { migrate } from '../src/db/migrate.ts';
 import { deliver, signedDelivery } from './lib/deliver.ts';
 import { startService } from './lib/service.ts';
 import { buildStream } from './lib/stream.ts';
-import { benchDatabase, closedLoop, cpuPerRow, cpuSnapshot, openLoop, percentile, printTable } from './bench-lib.ts';
+import { benchDatabase, closedLoop, closedLoopFor, cpuPerRow, cpuSnapshot, dropDatabase, freshDatabase, openLoop, percentile, printTable } from './bench-lib.ts';
+import { STRIPE_SYNC_ENGINE_VERSION, startPlainServer, startStripeSyncEngine, type Peer } from './lib/peers.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -26,8 +27,13 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '3' },
     rates: { type: 'string', default: '58,200,500,1000' },
     backlog: { type: 'string', default: '20000' },
-    phases: { type: 'string', default: 'ceiling,http,rate,drain' },
+    phases: { type: 'string', default: 'ceiling,http,peers,rate,drain' },
+    peers: { type: 'string', default: '' },
+    'peer-seconds': { type: 'string', default: '10' },
+    'peer-warmup': { type: 'string', default: '3' },
+    'peer-rounds': { type: 'string', default: '1' },
     split: { type: 'boolean', default: false },
+    env: { type: 'string', multiple: true, default: [] },
     workers: { type: 'string', default: '4' },
     'pool-max': { type: 'string', default: '10' },
     out: { type: 'string', default: 'bench-results.json' },
@@ -42,6 +48,12 @@ Measures, in one run on this machine:
   http      ack latency p50/p99/max and req/s of signed 5 KB Stripe deliveries through the
             service, sequential and with 8/32/64 concurrent connections, and % of the ceiling
 
+  peers     side by side, each its own process on its own fresh database of the same Postgres,
+            32 connections for --peer-seconds after --peer-warmup: the ceiling (one INSERT per
+            delivery from postgres.js), a plain node:http receiver (scripts/lib/plain-server.ts:
+            constructEvent, one-row INSERT, 200 after the commit), webhook-inbox with
+            WORKER_CONCURRENCY=0 and as users start it (workers folding, and how long after the
+            burst the last event was folded); req/s as a ratio to that ceiling, and CPU per request
   rate      open loop at fixed rates (default 58, 200, 500 and 1,000 req/s for 20 s each, after
             3 s of warm-up measured apart): ack p50/p99/max, and end-to-end (processed_at -
             received_at) p50/p99
@@ -56,13 +68,22 @@ service process(es) and every process of the embedded Postgres (not for a DATABA
   --events N     deliveries per closed-loop measurement (default 4000)
   --rates LIST   fixed rates for the open loop, req/s (default 58,200,500,1000)
   --backlog N    events in the drain measurement (default 20000)
-  --phases LIST  which measurements to run (default ceiling,http,rate,drain)
+  --phases LIST  which measurements to run (default ceiling,http,peers,rate,drain)
+  --peers LIST   more peers for the side-by-side rows: stripe-sync-engine (installed with npm into
+                 <tmpdir>/webhook-inbox-bench-peers the first time; its webhook route run as its
+                 Fastify app runs it), or stripe-sync-engine@VERSION (default ${STRIPE_SYNC_ENGINE_VERSION})
+  --peer-seconds N   measured seconds per side-by-side row (default 10)
+  --peer-warmup N    seconds of load before each is measured (default 3)
+  --peer-rounds N    measure every system N times, in turn (default 1); each system's row is its
+                     median round by ratio, and 'rounds' lists every round's ratio
   --workers N    WORKER_CONCURRENCY of the folding service (default 4)
   --split        fixed rates with ROLE=api and ROLE=worker as two processes (default: one ROLE=all)
   --seconds N    duration of each fixed rate (default 20)
   --warmup N     seconds at each fixed rate right after the service starts, measured on a row of
                  their own before the steady state (default 3; 0: none)
   --pool-max N   database pool size, for the service and the ceiling alike (default 10)
+  --env K=V      an environment variable for every service process, e.g. --env
+                 INGEST_STATEMENTS_IN_FLIGHT=4 (repeatable)
   --out FILE     where the JSON table goes (default bench-results.json)
 
 DATABASE_URL=postgres://... benches that database instead of a fresh embedded Postgres. Use one
@@ -81,7 +102,11 @@ const sql = connect(db.url, { max: poolMax, statementTimeoutMs: 30_000, connectT
 await migrate(sql);
 // The service as users run it: the default LOG_LEVEL (info: a line per delivery and per folded
 // event), written to /dev/null.
-const serviceEnv = { DB_POOL_MAX: String(poolMax), LOG_LEVEL: 'info' };
+const serviceEnv: Record<string, string> = {
+  DB_POOL_MAX: String(poolMax),
+  LOG_LEVEL: 'info',
+  ...Object.fromEntries(args.env!.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
+};
 const rows: Record<string, string | number>[] = [];
 /** CPU used so far by the bench, these service processes and the embedded Postgres. */
 const cpu0 = (services: ({ child: { pid?: number } } | undefined)[] = []) =>
@@ -172,6 +197,96 @@ for (const concurrency of phases.has('http') ? [1, 8, 32, 64] : []) {
     ...cpuRow,
     ...non200(results),
   });
+}
+
+// 2b. Side by side: each system its own process on its own fresh database of the same Postgres,
+// the same closed loop of fresh signed deliveries, after a warm-up. Rows per commit comes from the
+// database: rows one statement stored share its transaction id (xmin).
+if (phases.has('peers')) {
+  const seconds = Number(args['peer-seconds']);
+  const warm = Number(args['peer-warmup']);
+  const connections = 32;
+  type System = { name: string; table: string; start?: (url: string) => Promise<Peer>; folds?: boolean };
+  const systems: System[] = [
+    { name: 'ceiling: postgres.js INSERT, one statement each', table: 'events' },
+    { name: 'plain node:http: constructEvent + one-row INSERT', table: 'plain_events', start: startPlainServer },
+  ];
+  for (const asked of (args.peers ?? '').split(',').filter(Boolean)) {
+    const [peer, version = STRIPE_SYNC_ENGINE_VERSION] = asked.split('@');
+    if (peer !== 'stripe-sync-engine') throw new Error(`--peers: unknown peer '${asked}' (known: stripe-sync-engine[@version])`);
+    systems.push({ name: `stripe-sync-engine ${version} (verify, upsert the customer)`, table: 'stripe.customers', start: (url) => startStripeSyncEngine(url, version, progress) });
+  }
+  const inbox = (env: Record<string, string>) => async (url: string): Promise<Peer> => ({ process: await startService(url, { ...serviceEnv, ...env }), webhookPath: '/webhooks/stripe' });
+  systems.push(
+    { name: 'webhook-inbox, WORKER_CONCURRENCY=0 (ingest alone)', table: 'events', start: inbox({ WORKER_CONCURRENCY: '0' }) },
+    { name: `webhook-inbox as users start it (${args.workers} workers folding)`, table: 'events', start: inbox({ WORKER_CONCURRENCY: args.workers! }), folds: true },
+  );
+  let ceilingRate = NaN;
+  // Per system, each round's row and ratio to that round's ceiling: the machine's speed moves
+  // between rounds (other work on it), less so within one.
+  const measured = systems.map(() => [] as { row: Record<string, string | number>; ratio: number }[]);
+  for (let round = 0; round < Number(args['peer-rounds']); round++) for (const [i, system] of systems.entries()) {
+    const url = await freshDatabase(db.url, `webhook_inbox_bench_side_${i}`);
+    const own = connect(url, { max: poolMax, statementTimeoutMs: 30_000, connectTimeoutMs: 5000 });
+    let peer: Peer | undefined;
+    let send: () => Promise<{ status: number; ms: number; error?: string }>;
+    if (system.start) {
+      peer = await system.start(url);
+      const base = peer.process.url;
+      const path = peer.webhookPath;
+      send = () => deliver(base, signedDelivery(), path);
+    } else {
+      await migrate(own);
+      send = async () => {
+        const d = signedDelivery();
+        const t0 = performance.now();
+        await insertEvent(own, {
+          source: 'stripe', eventId: d.id, type: 'customer.updated', apiVersion: '2025-03-31.basil',
+          account: null, livemode: false, created: Math.floor(Date.now() / 1000), body: d.body,
+        });
+        return { status: 200, ms: performance.now() - t0 };
+      };
+    }
+    progress(`side by side: ${system.name}, ${connections} connections, ${warm} s warm-up then ${seconds} s`);
+    if (warm > 0) await closedLoopFor(warm, connections, send);
+    const cpu = cpu0([peer?.process]);
+    const { results, seconds: took } = await closedLoopFor(seconds, connections, send);
+    const burstEnd = performance.now();
+    const cpuRow = cpuPerRow(cpu, cpu0([peer?.process]), results.length, peer ? ['bench', 'service', 'postgres'] : ['bench', 'postgres']);
+    let foldedAfter: number | string = '';
+    if (system.folds) {
+      const deadline = Date.now() + 120_000;
+      while ((await own`select exists (select 1 from events where status = 'RECEIVED') as left`)[0]!.left && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      foldedAfter = Date.now() < deadline ? Math.round(performance.now() - burstEnd) / 1000 : 'not in 120 s';
+    }
+    // Folded rows were rewritten by the workers: their xmin is the fold's, not the insert's.
+    const [commits] = system.folds ? [{ per: NaN }] : await own.unsafe(`select count(*)::float8 / greatest(count(distinct xmin::text), 1) as per from ${system.table}`);
+    await peer?.process.stop();
+    await own.end();
+    const rate = results.length / took;
+    if (!system.start) ceilingRate = rate;
+    const ms = results.map((r) => r.ms);
+    measured[i]!.push({
+      ratio: rate / ceilingRate,
+      row: {
+        measure: `side by side: ${system.name}`,
+        'rows/s': Math.round(rate),
+        'p50 ms': percentile(ms, 50), 'p99 ms': percentile(ms, 99), 'max ms': percentile(ms, 100),
+        'x ceiling': `${(rate / ceilingRate).toFixed(2)}x`,
+        ...cpuRow,
+        'rows/commit': Number.isNaN(Number(commits!.per)) ? '' : Math.round(Number(commits!.per) * 10) / 10,
+        ...(system.folds ? { 'all folded s after': foldedAfter } : {}),
+        ...non200(results),
+      },
+    });
+    await dropDatabase(db.url, `webhook_inbox_bench_side_${i}`);
+  }
+  for (const runs of measured) {
+    const median = [...runs].sort((a, b) => a.ratio - b.ratio)[Math.floor((runs.length - 1) / 2)]!;
+    rows.push({ ...median.row, ...(runs.length > 1 ? { rounds: runs.map((r) => r.ratio.toFixed(2)).join(' ') } : {}) });
+  }
 }
 
 // 3. Fixed rates, open loop, with the workers folding: ack latency measured from when each request

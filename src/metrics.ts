@@ -96,6 +96,7 @@ export function createMetrics(deps: {
   });
 
   let lastFullCount = 0;
+  const boundDeliveries = new Map<string, { count: client.Counter.Internal; ack: client.Histogram.Internal<'source' | 'outcome'> }>();
 
   async function readDatabase(): Promise<void> {
     try {
@@ -129,10 +130,17 @@ export function createMetrics(deps: {
   return {
     registry,
     observeDelivery(source, outcome, seconds) {
-      // The source comes from the URL: unknown names must not mint new label values.
-      const labels = { source: known.has(source) ? source : 'unknown', outcome };
-      deliveries.inc(labels);
-      ack.observe(labels, seconds);
+      // The source comes from the URL: unknown names must not mint new label values. The label
+      // children are bound once per (source, outcome): no label lookup per delivery.
+      const key = `${known.has(source) ? source : 'unknown'}\n${outcome}`;
+      let bound = boundDeliveries.get(key);
+      if (!bound) {
+        const labels = { source: known.has(source) ? source : 'unknown', outcome };
+        bound = { count: deliveries.labels(labels), ack: ack.labels(labels) };
+        boundDeliveries.set(key, bound);
+      }
+      bound.count.inc();
+      bound.ack.observe(seconds);
     },
     observeFold(outcome, ms) {
       folds.observe({ outcome }, ms / 1000);

@@ -1,16 +1,15 @@
 // The process lifecycle: open the database (the embedded one when DATABASE_URL is unset), migrate,
 // serve HTTP and/or run the workers by ROLE, and on SIGTERM/SIGINT shut down in order within
 // SHUTDOWN_TIMEOUT_MS: stop accepting, drain requests and workers, close the pools, stop Postgres.
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import type postgres from 'postgres';
 import type { Config } from './config.ts';
 import { connect } from './db/client.ts';
 import { EmbeddedPostgresError, startEmbeddedPostgres, type Embedded } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
 import { purgeEvents } from './db/retention.ts';
-import { createApp, createSources } from './http/app.ts';
+import { createHttp, createSources } from './http/app.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type FoldOutcome } from './metrics.ts';
 
@@ -79,6 +78,30 @@ export function watchSaturation(requestCount: () => number): Saturation {
   return { saturated: () => saturated, stop: () => clearInterval(timer) };
 }
 
+/** The largest value seen over the last one to two windows of `windowMs`. */
+export function peakOver(windowMs: number): { see(n: number): void; peak(): number } {
+  let start = performance.now();
+  let current = 0;
+  let previous = 0;
+  const rotate = () => {
+    const now = performance.now();
+    if (now - start < windowMs) return;
+    previous = now - start < 2 * windowMs ? current : 0;
+    current = 0;
+    start = now;
+  };
+  return {
+    see(n) {
+      rotate();
+      if (n > current) current = n;
+    },
+    peak() {
+      rotate();
+      return Math.max(current, previous);
+    },
+  };
+}
+
 export type ServiceOptions = { config: Config; log: Logger; startWorkers?: StartWorkers };
 
 export type Service = {
@@ -106,9 +129,10 @@ async function openDatabase(config: Config, log: Logger): Promise<{ url: string;
   return { url: embedded.url, embedded };
 }
 
-function listen(fetch: (req: Request) => Promise<Response>, config: Config): Promise<Server> {
+function listen(listener: RequestListener, config: Config): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port: config.PORT, hostname: config.HOST }, () => resolve(server as Server)) as Server;
+    const server = createServer(listener);
+    server.listen(config.PORT, config.HOST, () => resolve(server));
     // A load balancer that reuses an idle connection at the moment this server closes it gets a
     // reset and answers the sender 502. The server must keep idle connections longer than the
     // balancer does (AWS ALB: 60 s), so its timeout is configurable; Node's own is 5 s. Headers
@@ -203,18 +227,22 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   let stopping = false;
   let starting = true;
   const metrics = createMetrics({ sql, log, sources: [...createSources(config).keys()] });
-  const app = createApp({ sql, adminSql, config, log, metrics, isStopping: () => stopping, isStarting: () => starting });
+  const http = createHttp({ sql, adminSql, config, log, metrics, isStopping: () => stopping, isStarting: () => starting });
 
   let inFlight = 0;
   let requests = 0;
-  const fetch = async (req: Request) => {
+  // Group commit answers a whole batch at once, so the count of requests in flight dips for an
+  // instant between batches: a fold loop that looked then claimed and folded 50 events in the
+  // middle of a burst. The workers look at the most in flight over the last 50-100 ms instead.
+  const recent = peakOver(SATURATION_WINDOW_MS);
+  const done = () => inFlight--;
+  const listener: RequestListener = (req, res) => {
     inFlight++;
     requests++;
-    try {
-      return await app.fetch(req);
-    } finally {
-      inFlight--;
-    }
+    recent.see(inFlight);
+    // 'close' comes once per response: sent, or its connection gone.
+    res.once('close', done);
+    http.listener(req, res);
   };
 
   let server: Server | undefined;
@@ -222,7 +250,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   let saturation: Saturation | undefined;
   try {
     // Every role serves HTTP: a worker-only process answers /healthz, /readyz and /metrics only.
-    server = await listen(fetch, config);
+    server = await listen(listener, config);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, role: config.ROLE, admin: Boolean(config.ADMIN_TOKEN) && serveHttp }, 'listening');
     if (config.ROLE === 'api') {
@@ -243,7 +271,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       let busy: ((loop: number) => boolean) | undefined;
       if (serveHttp && yieldAt > 0) {
         const eventLoop = (saturation = watchSaturation(() => requests));
-        busy = (loop) => inFlight > yieldAt || (loop > 0 && eventLoop.saturated());
+        busy = (loop) => Math.max(inFlight, recent.peak()) > yieldAt || (loop > 0 && eventLoop.saturated());
       }
       workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, onPause: metrics.observePause, sweeps, busy });
       log.info({ concurrency: config.WORKER_CONCURRENCY }, 'workers started');

@@ -13,7 +13,7 @@ const db = await createTestDatabase(t);
 
 t.test('npm run bench at a tiny size prints every row and writes the JSON', async (t) => {
   const out = path.join(await mkdtemp(path.join(tmpdir(), 'bench-smoke-')), 'bench.json');
-  const args = ['--events', '60', '--seconds', '1', '--warmup', '1', '--rates', '40', '--backlog', '200', '--out', out];
+  const args = ['--events', '60', '--seconds', '1', '--warmup', '1', '--rates', '40', '--backlog', '200', '--peer-seconds', '1', '--peer-warmup', '0', '--out', out];
   const child = spawn(process.execPath, [path.join(root, 'scripts/bench.ts'), ...args], {
     env: { PATH: process.env.PATH, DATABASE_URL: db.url },
   });
@@ -28,6 +28,10 @@ t.test('npm run bench at a tiny size prints every row and writes the JSON', asyn
     'ceiling: postgres.js INSERT, 32 at a time',
     'http ack, sequential',
     'http ack, 64 connections',
+    'side by side: ceiling: postgres.js INSERT, one statement each',
+    'side by side: plain node:http: constructEvent + one-row INSERT',
+    'side by side: webhook-inbox, WORKER_CONCURRENCY=0 (ingest alone)',
+    'side by side: webhook-inbox as users start it (4 workers folding)',
     'ceiling: postgres.js INSERT at 40/s (open loop)',
     'http ack at 40 req/s, first 1 s after start',
     'http ack at 40 req/s (open loop, 1 s)',
@@ -38,7 +42,7 @@ t.test('npm run bench at a tiny size prints every row and writes the JSON', asyn
   t.match(stderr, /bench: drain: folding 200 events/, 'progress goes to stderr');
 
   const { rows } = JSON.parse(await readFile(out, 'utf8')) as { rows: Record<string, string | number>[] };
-  t.equal(rows.length, 10, 'one JSON row per table row');
+  t.equal(rows.length, 14, 'one JSON row per table row');
   for (const r of rows) t.ok(Number(r['rows/s']) > 0, `${r.measure}: a rate was measured`);
   const rate = rows.find((r) => String(r.measure).startsWith('http ack at 40 req/s (open loop'))!;
   t.ok(Number(rate['e2e p99 ms']) >= 0, 'end-to-end was read back from the events table');
@@ -51,6 +55,11 @@ t.test('npm run bench at a tiny size prints every row and writes the JSON', asyn
     // 200 events may all be folded before the service answers /readyz: then nothing is left to count.
     t.ok('service µs' in rows.find((r) => String(r.measure).startsWith('drain'))!, 'drain: a column for the service\'s CPU per event');
   }
+  const side = rows.filter((r) => String(r.measure).startsWith('side by side: '));
+  t.same(side.map((r) => r['x ceiling']).slice(0, 1), ['1.00x'], 'side by side: ratios to the ceiling of the same run');
+  t.ok(side.slice(1).every((r) => /^\d+\.\d\dx$/.test(String(r['x ceiling']))), 'a ratio for every system');
+  t.ok(Number(side.find((r) => String(r.measure).includes('ingest alone'))!['rows/commit']) >= 1, 'rows per commit, read from xmin');
+  t.ok(Number(side.at(-1)!['all folded s after']) >= 0, 'how soon after the burst everything was folded');
   t.notOk(rows.some((r) => 'non-200' in r || 'failed' in r || 'still parked' in r), 'every delivery answered 200, every event folded');
   t.equal(Number((await db.sql`select count(*)::int as n from events where status = 'RECEIVED'`)[0]!.n), 0, 'nothing left unfolded');
 });

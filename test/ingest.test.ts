@@ -1,7 +1,10 @@
 // POST /webhooks/:source through app.request() against a real database: what is stored, what is
 // refused, and that nothing is acknowledged without a commit.
+import { createServer } from 'node:http';
 import t from 'tap';
 import { connect } from '../src/db/client.ts';
+import { createHttp } from '../src/http/app.ts';
+import { silentLogger } from '../src/log.ts';
 import { EVENTS_CHANNEL } from '../src/db/events.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import {
@@ -13,6 +16,7 @@ import {
   signStripe,
   stripeEvent,
   testApp,
+  testConfig,
 } from './helpers/app.ts';
 import { startProxy } from './helpers/proxy.ts';
 
@@ -312,4 +316,37 @@ t.test('database down or hanging: 503 quickly, never 200; the next delivery afte
   const back = await deliver();
   t.equal(back.status, 200, 'back up: the next delivery succeeds without a restart');
   t.equal(await countRows(back.id), 1);
+});
+
+t.test("Node's request listener answers webhooks as Hono does, and hands every other route to Hono", async (t) => {
+  const http = createHttp({ sql: db.sql, config: testConfig({ WEBHOOK_MAX_BODY_BYTES: '2048' }), log: silentLogger() });
+  const server = createServer(http.listener);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const both = async (path: string, init: RequestInit) => {
+    const [viaNode, viaHono] = [await fetch(`${base}${path}`, init), await http.app.request(path, init)];
+    return { node: { status: viaNode.status, type: viaNode.headers.get('content-type'), body: await viaNode.text(), id: viaNode.headers.get('x-request-id') }, hono: { status: viaHono.status, type: viaHono.headers.get('content-type'), body: await viaHono.text() } };
+  };
+
+  const e = stripeEvent();
+  const body = JSON.stringify(e);
+  const ok = await both('/webhooks/stripe', { ...post(body, { ...signStripe(body), 'x-request-id': 'req-abc_1' }) });
+  t.same(ok.node, { status: 200, type: 'application/json', body: '{"status":"success"}', id: 'req-abc_1' }, 'stored: 200, and the caller\'s request id echoed');
+  t.same(ok.hono, { status: 200, type: 'application/json', body: '{"status":"success"}' }, 'the second delivery (Hono) is a duplicate, also 200');
+  t.equal(await countRows(e.id as string), 1);
+
+  const cases: [string, string, RequestInit][] = [
+    ['forged', '/webhooks/stripe', post(body, signStripe(body, { secret: 'whsec_forged' }))],
+    ['unknown source', '/webhooks/paypal', post(body, signStripe(body))],
+    ['over the limit', '/webhooks/stripe', post(JSON.stringify(stripeEvent({}, 4000)), { 'stripe-signature': 't=1,v1=x' })],
+    ['no such route', '/webhooks/stripe/extra', post(body, signStripe(body))],
+    ['a probe', '/healthz', { method: 'GET' }],
+  ];
+  for (const [name, path, init] of cases) {
+    const r = await both(path, init);
+    t.same(r.node.status, r.hono.status, `${name}: same status (${r.node.status})`);
+    t.same(r.node.body, r.hono.body, `${name}: same body`);
+    t.match(r.node.id, /^[\w-]{8,}$/, `${name}: a request id`);
+  }
 });

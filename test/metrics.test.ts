@@ -42,7 +42,8 @@ t.test('deliveries by source and outcome, and the ack latency histogram', async 
   );
   t.notMatch(text, /made-up-123/);
   t.equal(value(text, 'webhook_inbox_ack_seconds_count{source="stripe",outcome="stored"}'), 1);
-  t.match(text, /^webhook_inbox_ack_seconds_bucket\{le="0\.1",source="stripe",outcome="stored"\} 1$/m);
+  // Buckets by source and outcome (which bucket depends on the machine's speed: not asserted).
+  t.match(text, /^webhook_inbox_ack_seconds_bucket\{le="\+Inf",source="stripe",outcome="stored"\} 1$/m);
 });
 
 t.test('events by status, oldest unprocessed age, database up', async (t) => {

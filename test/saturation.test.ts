@@ -1,7 +1,7 @@
 // watchSaturation: the signal that pauses folding while requests come to a saturated event loop.
 // Real event-loop utilization, measured while this test keeps the loop busy or idle.
 import t from 'tap';
-import { watchSaturation } from '../src/service.ts';
+import { peakOver, watchSaturation } from '../src/service.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -37,4 +37,16 @@ t.test('saturated only while the loop is busy and requests keep arriving', async
   requests++;
   await sleep(120);
   t.notOk(loop.saturated(), 'idle again');
+});
+
+t.test('peakOver: the most requests in flight over the last window or two, not only now', async (t) => {
+  const recent = peakOver(40);
+  recent.see(20);
+  recent.see(3);
+  t.equal(recent.peak(), 20, 'a dip between two batches does not hide the burst');
+  await sleep(50);
+  recent.see(2);
+  t.equal(recent.peak(), 20, 'still counted during the next window');
+  await sleep(100);
+  t.equal(recent.peak(), 0, 'forgotten once two windows passed with nothing seen');
 });

@@ -51,11 +51,15 @@ const agent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 4000 }
  * POSTs one delivery; resolves with the status and the milliseconds to the full response. A
  * network error resolves with status 0 and its code (ECONNRESET, ...).
  */
-export function deliver(base: string, d: { body: string; signature: string }): Promise<{ status: number; ms: number; error?: string }> {
+export function deliver(
+  base: string,
+  d: { body: string; signature: string },
+  webhookPath = '/webhooks/stripe',
+): Promise<{ status: number; ms: number; error?: string }> {
   const started = performance.now();
   return new Promise((resolve) => {
     const req = http.request(
-      `${base}/webhooks/stripe`,
+      `${base}${webhookPath}`,
       {
         method: 'POST',
         agent,

@@ -1,5 +1,6 @@
 // The service as a real child process (node src/main.ts), for the bench, the fault tests and the
-// tests of the process lifecycle: the one place that spawns it. Never imports test/.
+// tests of the process lifecycle: the one place that spawns it (and the bench's peers, the same
+// way). Never imports test/.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,22 +25,35 @@ export type ServiceProcess = {
   stop(): Promise<void>;
 };
 
-export const isReady = (url: string) => (): Promise<boolean> => fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+export const isReady = (url: string, readyPath = '/readyz') => (): Promise<boolean> =>
+  fetch(`${url}${readyPath}`).then((r) => r.ok, () => false);
 
 /**
  * Starts src/main.ts against `databaseUrl` with the bench's Stripe secret, on `env.PORT` if given
  * (a restart then answers at the same address, as a Stripe endpoint does) or a free port, and
  * returns at once: await `ready()` before sending.
  */
-export async function spawnService(databaseUrl: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+export function spawnService(databaseUrl: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  return spawnServer(path.join(root, 'src/main.ts'), databaseUrl, { LOG_LEVEL: 'warn', ...env });
+}
+
+/**
+ * Any HTTP server script the same way (the bench's peers): node `script` with DATABASE_URL,
+ * PORT, HOST=127.0.0.1 and STRIPE_WEBHOOK_SECRET; ready once GET `readyPath` answers 200.
+ */
+export async function spawnServer(
+  script: string,
+  databaseUrl: string,
+  env: Record<string, string> = {},
+  readyPath = '/readyz',
+): Promise<ServiceProcess> {
   const port = env.PORT ?? String(await freePort());
-  const child = spawn(process.execPath, [path.join(root, 'src/main.ts')], {
+  const child = spawn(process.execPath, [script], {
     env: {
       PATH: process.env.PATH,
       DATABASE_URL: databaseUrl,
       HOST: '127.0.0.1',
       STRIPE_WEBHOOK_SECRET: SECRET,
-      LOG_LEVEL: 'warn',
       ...env,
       PORT: port,
     },
@@ -56,7 +70,7 @@ export async function spawnService(databaseUrl: string, env: Record<string, stri
     child,
     pid: child.pid!,
     exited,
-    ready: () => waitFor(isReady(url), { what: 'the service to answer /readyz', proc: { child }, timeoutMs: 60_000, intervalMs: 100 }),
+    ready: () => waitFor(isReady(url, readyPath), { what: `${path.basename(script)} to answer ${readyPath}`, proc: { child }, timeoutMs: 60_000, intervalMs: 100 }),
     async kill() {
       if (!gone()) child.kill('SIGKILL');
       await exited;
@@ -72,8 +86,18 @@ export async function spawnService(databaseUrl: string, env: Record<string, stri
 }
 
 /** spawnService, then waits until it is ready. */
-export async function startService(databaseUrl: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
-  const service = await spawnService(databaseUrl, env);
+export function startService(databaseUrl: string, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  return startServer(path.join(root, 'src/main.ts'), databaseUrl, { LOG_LEVEL: 'warn', ...env });
+}
+
+/** spawnServer, then waits until it is ready. */
+export async function startServer(
+  script: string,
+  databaseUrl: string,
+  env: Record<string, string> = {},
+  readyPath = '/readyz',
+): Promise<ServiceProcess> {
+  const service = await spawnServer(script, databaseUrl, env, readyPath);
   try {
     await service.ready();
   } catch (err) {

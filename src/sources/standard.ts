@@ -4,7 +4,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { SignatureError } from '../errors.ts';
 import { decodeBody } from './body.ts';
-import type { Source, VerifiedEvent } from './types.ts';
+import type { HeaderReader, Source, VerifiedEvent } from './types.ts';
 
 const envelope = z.object({ type: z.string().min(1).max(255) });
 
@@ -12,7 +12,7 @@ export function standardSource(name: string, secrets: string[], toleranceS: numb
   const keys = secrets.map((s) => Buffer.from(s.slice('whsec_'.length), 'base64'));
   return {
     name,
-    verify(raw: Uint8Array, headers: Headers, nowMs: number): VerifiedEvent {
+    verify(raw: Uint8Array, headers: HeaderReader, nowMs: number): VerifiedEvent {
       const id = headers.get('webhook-id');
       const timestamp = headers.get('webhook-timestamp');
       const signatures = headers.get('webhook-signature');

@@ -4,7 +4,7 @@ import Stripe from 'stripe';
 import { z } from 'zod';
 import { NotConfiguredError, SignatureError } from '../errors.ts';
 import { decodeBody } from './body.ts';
-import type { Source, VerifiedEvent } from './types.ts';
+import type { HeaderReader, Source, VerifiedEvent } from './types.ts';
 
 const id = z.string().min(1).max(255);
 
@@ -23,7 +23,7 @@ export function stripeSource(secrets: string[] | undefined, toleranceS: number):
   const signature = Stripe.webhooks.signature!;
   return {
     name: 'stripe',
-    verify(raw: Uint8Array, headers: Headers, nowMs: number): VerifiedEvent {
+    verify(raw: Uint8Array, headers: HeaderReader, nowMs: number): VerifiedEvent {
       if (!secrets || secrets.length === 0) {
         throw new NotConfiguredError(
           'STRIPE_WEBHOOK_SECRET is not set: set it to the whsec_... of your endpoint (or the one `stripe listen` prints); Stripe will retry this delivery',

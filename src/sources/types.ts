@@ -13,8 +13,11 @@ export type VerifiedEvent = {
   body: string;
 };
 
+/** Request headers by lower-case name: a fetch Headers, or Node's IncomingMessage headers. */
+export type HeaderReader = { get(name: string): string | null };
+
 export interface Source {
   readonly name: string;
   /** Throws SignatureError or PayloadError; never touches the database. */
-  verify(raw: Uint8Array, headers: Headers, nowMs: number): VerifiedEvent;
+  verify(raw: Uint8Array, headers: HeaderReader, nowMs: number): VerifiedEvent;
 }
