@@ -31,8 +31,11 @@ async function load(deps: PageDeps, c: Context<ConsoleEnv>): Promise<EventDetail
 
 const eventUrl = (e: { id: string }) => `${BASE}/events/${e.id}`;
 
-function isFoldResult(r: unknown): r is FoldResult {
-  return typeof r === 'object' && r !== null && Array.isArray((r as FoldResult).objects);
+/** A fold's result, with lists an older or hand-written result may lack as empty ones. */
+function foldResult(r: unknown): FoldResult | undefined {
+  if (typeof r !== 'object' || r === null || !Array.isArray((r as FoldResult).objects)) return undefined;
+  const f = r as Partial<FoldResult>;
+  return { objects: f.objects ?? [], parked: Array.isArray(f.parked) ? f.parked : [], resolved: Array.isArray(f.resolved) ? f.resolved : [] };
 }
 
 function linkText(l: LinkRef): Node {
@@ -40,13 +43,14 @@ function linkText(l: LinkRef): Node {
 }
 
 function foldSection(event: EventDetail, waiting: LinkRef[]): Node {
-  const r = event.result;
-  if (r === null || r === undefined) {
+  const raw = event.result;
+  if (raw === null || raw === undefined) {
     return html`<p class="muted">${event.status === 'RECEIVED' ? 'Not folded yet.' : 'No result recorded.'}</p>`;
   }
-  if (!isFoldResult(r)) {
-    const ignored = typeof r === 'object' && r !== null && 'ignored' in r ? String((r as { ignored: unknown }).ignored) : undefined;
-    return ignored !== undefined ? html`<p>Ignored: ${ignored}</p>` : jsonTree(r, 2);
+  const r = foldResult(raw);
+  if (!r) {
+    const ignored = typeof raw === 'object' && 'ignored' in raw ? String((raw as { ignored: unknown }).ignored) : undefined;
+    return ignored !== undefined ? html`<p>Ignored: ${ignored}</p>` : jsonTree(raw, 2);
   }
   const stillWaits = new Set(waiting.map((w) => `${w.child_table}/${w.child_id}/${w.link_column}/${w.parent_id}`));
   return html`<div>
@@ -129,7 +133,7 @@ function replayConfirm(view: View, event: EventDetail): Node {
 export function mountEvent(app: ConsoleApp, deps: PageDeps): void {
   app.get('/events/:ref', async (c) => {
     const event = await load(deps, c);
-    const parked = isFoldResult(event.result) ? event.result.parked : [];
+    const parked = foldResult(event.result)?.parked ?? [];
     const waiting = await query(() => stillWaiting(deps.sql, parked));
     return c.html(render(eventPage(c.get('view'), event, waiting, c.req.query('replayed') === '1')));
   });
