@@ -11,6 +11,7 @@ import { migrate } from './db/migrate.ts';
 import { purgeEvents } from './db/retention.ts';
 import { createHttp, createSources } from './http/app.ts';
 import type { Logger } from './log.ts';
+import { consoleUrl, withGeneratedAdminToken } from './console/first-run.ts';
 import { createMetrics, type FoldOutcome } from './metrics.ts';
 
 export type Workers = { stop(): Promise<void> };
@@ -179,7 +180,9 @@ function openPools(db: { url: string; embedded?: Embedded }, config: Config, ser
 
 /** Starts everything ROLE asks for and returns the running service; throws if it cannot start. */
 export async function startService(options: ServiceOptions): Promise<Service> {
-  const { config, log } = options;
+  const { log } = options;
+  // The embedded default without ADMIN_TOKEN: a generated one, so a first run can open the console.
+  const config = await withGeneratedAdminToken(options.config, log);
   const serveHttp = config.ROLE !== 'worker';
   const foldsHere = config.ROLE !== 'api' && config.WORKER_CONCURRENCY > 0;
   // Failures here (the embedded Postgres's port taken, a DATABASE_URL that is no URL) were thrown
@@ -253,6 +256,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     server = await listen(listener, config);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, role: config.ROLE, admin: Boolean(config.ADMIN_TOKEN) && serveHttp }, 'listening');
+    if (serveHttp && config.ADMIN_TOKEN) log.info({ url: consoleUrl(config, port) }, 'console: open url and sign in with ADMIN_TOKEN');
     if (config.ROLE === 'api') {
       // HTTP only; workers run in other processes.
     } else if (config.WORKER_CONCURRENCY === 0) {
