@@ -1,7 +1,7 @@
 // watchSaturation: the signal that pauses folding while requests come to a saturated event loop.
 // Real event-loop utilization, measured while this test keeps the loop busy or idle.
 import t from 'tap';
-import { peakOver, watchSaturation } from '../src/service.ts';
+import { peakOver, watchSaturation } from '../src/worker/yield.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

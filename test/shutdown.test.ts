@@ -52,8 +52,8 @@ t.test('SIGTERM under load with workers folding', async (t) => {
   const stored = new Set((await check<{ event_id: string }[]>`select event_id from events`).map((r) => r.event_id));
 
   t.comment(`sent ${sent.length}, acknowledged ${acked.length}; exit ${code} ${took} ms after SIGTERM`);
+  // Past SHUTDOWN_TIMEOUT_MS the process exits 1: 0 means the ordered shutdown finished in time.
   t.equal(code, 0, 'SIGTERM under load exits 0');
-  t.ok(took < 8000, 'within SHUTDOWN_TIMEOUT_MS');
   t.same(acked.filter((id) => !stored.has(id)), [], 'every acknowledged delivery is in the database');
   t.same(
     [...new Set(sent.map((s) => s.status))].filter((s) => s !== 200 && s !== 0 && s !== 503).sort(),

@@ -26,6 +26,9 @@ export type WorkerDeps = {
   schedules?: boolean;
 };
 
+/** The service's handle on this module: it is handed in by src/main.ts, unless ROLE=api. */
+export type StartWorkers = (deps: WorkerDeps) => Workers | Promise<Workers>;
+
 export async function startWorkers(deps: WorkerDeps): Promise<Workers> {
   const { sql, config, log } = deps;
   const wlog = log.child({ component: 'worker' });
