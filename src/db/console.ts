@@ -6,7 +6,7 @@ import { sql as raw } from 'kysely';
 import { BY_TABLE, objectOfId, SPECS, TABLES, type ObjectSpec } from '../stripe/catalog.ts';
 import { qb, run, type Sql } from './client.ts';
 import { CURSOR_TIME, matches, type EventFilter } from './event-filter.ts';
-import { ITEM_COLUMNS, type EventItem } from './event-lookup.ts';
+import { ITEM_COLUMNS, type EventItem, type ParkedLink } from './event-lookup.ts';
 import type { LinkRef, ObjectOutcome } from './fold.ts';
 
 // ---- Overview ------------------------------------------------------------------------------------
@@ -125,6 +125,17 @@ export type CursorRow = EventItem & {
   settled: boolean;
 };
 
+/** Events as a listing shows them, with each one's cursor and whether it has settled. */
+function cursorRows() {
+  return qb
+    .selectFrom('events')
+    .select([
+      ...ITEM_COLUMNS,
+      CURSOR_TIME.as('cursor_time'),
+      raw<boolean>`received_at <= now() - make_interval(secs => ${SETTLED_SECONDS})`.as('settled'),
+    ]);
+}
+
 /**
  * Events matching `filter` that arrived after `after` (a listing's cursor), oldest first, up to
  * `limit`: what a console following the listing shows next.
@@ -135,44 +146,25 @@ export async function newerEvents(
   after: { receivedAt: string; id: string } | undefined,
   limit: number,
 ): Promise<CursorRow[]> {
-  return (await run(
-    db,
-    qb
-      .selectFrom('events')
-      .select([
-        ...ITEM_COLUMNS,
-        CURSOR_TIME.as('cursor_time'),
-        raw<boolean>`received_at <= now() - make_interval(secs => ${SETTLED_SECONDS})`.as('settled'),
-      ])
-      .where((eb) => {
-        const conditions = [matches(eb, filter)];
-        if (after) {
-          conditions.push(eb(eb.refTuple('received_at', 'id'), '>', eb.tuple(raw<Date>`${after.receivedAt}::text::timestamptz`, after.id)));
-        }
-        return eb.and(conditions);
-      })
-      .orderBy('received_at')
-      .orderBy('id')
-      .limit(limit),
-  )) as CursorRow[];
+  const query = cursorRows()
+    .where((eb) => {
+      const conditions = [matches(eb, filter)];
+      if (after) {
+        conditions.push(eb(eb.refTuple('received_at', 'id'), '>', eb.tuple(raw<Date>`${after.receivedAt}::text::timestamptz`, after.id)));
+      }
+      return eb.and(conditions);
+    })
+    .orderBy('received_at')
+    .orderBy('id')
+    .limit(limit);
+  return (await run(db, query)) as CursorRow[];
 }
 
 /** For the first page of a listing: which of its rows are settled, and their cursors. */
 export async function settledCursors(db: Sql, ids: string[]): Promise<CursorRow[]> {
   if (ids.length === 0) return [];
-  return (await run(
-    db,
-    qb
-      .selectFrom('events')
-      .select([
-        ...ITEM_COLUMNS,
-        CURSOR_TIME.as('cursor_time'),
-        raw<boolean>`received_at <= now() - make_interval(secs => ${SETTLED_SECONDS})`.as('settled'),
-      ])
-      .where('id', 'in', ids)
-      .orderBy('received_at', 'desc')
-      .orderBy('id', 'desc'),
-  )) as CursorRow[];
+  const query = cursorRows().where('id', 'in', ids).orderBy('received_at', 'desc').orderBy('id', 'desc');
+  return (await run(db, query)) as CursorRow[];
 }
 
 // ---- Objects -------------------------------------------------------------------------------------
@@ -265,16 +257,8 @@ export async function objectManyParents(db: Sql, spec: ObjectSpec, id: string): 
   return rows.map((r) => ({ table: spec.many[r.i]!.table, parent: spec.many[r.i]!.parent, ids: r.ids }));
 }
 
-export type PendingLink = {
-  child_table: string;
-  child_id: string;
-  link_column: string;
-  parent_table: string;
-  parent_id: string;
-  since: Date;
-  event_id: string;
-  event_row_id: string | null;
-};
+/** A waiting link, with the event that parked it (its row id is null once retention purged it). */
+export type PendingLink = ParkedLink & { event_id: string; event_row_id: string | null };
 
 /** Links this object waits on (as the child), and children that wait for it (as the parent). */
 export async function objectPending(db: Sql, table: string, id: string): Promise<{ waits: PendingLink[]; awaited: PendingLink[] }> {
