@@ -52,8 +52,7 @@ export type Service = {
 /** Starts everything ROLE asks for and returns the running service; throws if it cannot start. */
 export async function startService(options: ServiceOptions): Promise<Service> {
   const { log } = options;
-  // The embedded default without ADMIN_TOKEN: a generated one, so a first run can open the console.
-  const config = await withGeneratedAdminToken(options.config, log);
+  let config = options.config;
   const serveHttp = config.ROLE !== 'worker';
   const foldsHere = config.ROLE !== 'api' && config.WORKER_CONCURRENCY > 0;
   // Failures here (the embedded Postgres's port taken, a DATABASE_URL that is no URL) were thrown
@@ -79,6 +78,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     await closeDatabase();
     throw err;
   }
+  // The embedded default without ADMIN_TOKEN: a generated one, so a first run can open the console
+  // (once the database is up: a start that fails logs only why).
+  config = await withGeneratedAdminToken(config, log);
 
   // Open every connection of the ingest pool now. Opened on demand, the first ones would be
   // opened under the first burst of deliveries, and a connection (a server process and SCRAM)

@@ -1,14 +1,16 @@
 // `npm run console:screenshots`: the README's pictures of the console, taken by Chromium from the
 // real service on realistic data (scripts/lib/console-seed.ts: a Stripe stream folded by the real
 // workers, arriving over the last 12 hours, with failures and orphans). Writes docs/*.png.
+// A tool, not a test (tap runs *.test.ts only); under test/ because playwright-core is a
+// devDependency and scripts/ holds what the production image may run.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { connect } from '../src/db/client.ts';
 import { migrate } from '../src/db/migrate.ts';
-import { benchDatabase } from './bench-lib.ts';
-import { launchChromium } from './lib/chromium.ts';
-import { seedConsoleData } from './lib/console-seed.ts';
-import { root, startService } from './lib/service.ts';
+import { benchDatabase } from '../scripts/bench-lib.ts';
+import { launchChromium } from './helpers/browser.ts';
+import { seedConsoleData } from '../scripts/lib/console-seed.ts';
+import { root, startService } from '../scripts/lib/service.ts';
 
 const out = path.join(root, 'docs');
 const token = 'console-screenshots-0123456789';
