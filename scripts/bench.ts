@@ -17,6 +17,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { deliver, signedDelivery } from './lib/deliver.ts';
 import { startService } from './lib/service.ts';
 import { buildStream } from './lib/stream.ts';
+import { benchOutbox } from './lib/bench-outbox.ts';
 import { benchDatabase, closedLoop, closedLoopFor, cpuPerRow, cpuSnapshot, dropDatabase, freshDatabase, openLoop, percentile, printTable } from './bench-lib.ts';
 import { STRIPE_SYNC_ENGINE_VERSION, startPlainServer, startStripeSyncEngine, type Peer } from './lib/peers.ts';
 
@@ -27,11 +28,13 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '3' },
     rates: { type: 'string', default: '58,200,500,1000' },
     backlog: { type: 'string', default: '20000' },
-    phases: { type: 'string', default: 'ceiling,http,peers,rate,drain' },
+    phases: { type: 'string', default: 'ceiling,http,peers,rate,drain,outbox' },
     peers: { type: 'string', default: '' },
     'peer-seconds': { type: 'string', default: '10' },
     'peer-warmup': { type: 'string', default: '3' },
     'peer-rounds': { type: 'string', default: '1' },
+    'outbox-rates': { type: 'string', default: '58,500' },
+    'outbox-rounds': { type: 'string', default: '2' },
     split: { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
     workers: { type: 'string', default: '4' },
@@ -68,7 +71,7 @@ service process(es) and every process of the embedded Postgres (not for a DATABA
   --events N     deliveries per closed-loop measurement (default 4000)
   --rates LIST   fixed rates for the open loop, req/s (default 58,200,500,1000)
   --backlog N    events in the drain measurement (default 20000)
-  --phases LIST  which measurements to run (default ceiling,http,peers,rate,drain)
+  --phases LIST  which measurements to run (default ceiling,http,peers,rate,drain,outbox)
   --peers LIST   more peers for the side-by-side rows: stripe-sync-engine (installed with npm into
                  <tmpdir>/webhook-inbox-bench-peers the first time; its webhook route run as its
                  Fastify app runs it), or stripe-sync-engine@VERSION (default ${STRIPE_SYNC_ENGINE_VERSION})
@@ -76,6 +79,9 @@ service process(es) and every process of the embedded Postgres (not for a DATABA
   --peer-warmup N    seconds of load before each is measured (default 3)
   --peer-rounds N    measure every system N times, in turn (default 1); each system's row is its
                      median round by ratio, and 'rounds' lists every round's ratio
+  outbox         scripts/lib/bench-outbox.ts: drain with no and with 2 subscriptions (--outbox-rounds,
+                 alternating), the relay's deliveries/s to 2 fast local receivers, and end to end
+                 (Stripe sent -> subscriber answered 2xx) at --outbox-rates (default 58,500)
   --workers N    WORKER_CONCURRENCY of the folding service (default 4)
   --split        fixed rates with ROLE=api and ROLE=worker as two processes (default: one ROLE=all)
   --seconds N    duration of each fixed rate (default 20)
@@ -405,6 +411,12 @@ if (phases.has('drain')) {
     ...cpuRow,
     ...(span!.failed ? { failed: span!.failed } : {}),
     ...(parked ? { 'still parked': parked } : {}),
+  });
+}
+if (phases.has('outbox')) {
+  await benchOutbox({
+    sql, databaseUrl: db.url, serviceEnv, workers: args.workers!, backlog: Number(args.backlog), rates: args['outbox-rates']!.split(',').map(Number),
+    seconds: Number(args.seconds), rounds: Number(args['outbox-rounds']), cpu: cpu0, progress, rows,
   });
 }
 await sql.end();

@@ -135,7 +135,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       const sweeps = [retentionSweep(sql, config, log)];
       // With HTTP in the same process, acks come first (worker/yield.ts).
       const busy = yieldRule ? (loop: number) => yieldRule.busy(loop, inFlight) : undefined;
-      workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, onPause: metrics.observePause, sweeps, busy });
+      workers = await options.startWorkers({ sql: workerSql!, databaseUrl, config, log, onFold: metrics.observeFold, onPause: metrics.observePause, observeStripeApi: metrics.stripeApi, outboxMetrics: metrics.outbox, sweeps, busy });
       log.info({ concurrency: config.WORKER_CONCURRENCY }, 'workers started');
     }
   } catch (err) {

@@ -13,7 +13,7 @@ const db = await createTestDatabase(t);
 
 t.test('npm run bench at a tiny size prints every row and writes the JSON', async (t) => {
   const out = path.join(await mkdtemp(path.join(tmpdir(), 'bench-smoke-')), 'bench.json');
-  const args = ['--events', '60', '--seconds', '1', '--warmup', '1', '--rates', '40', '--backlog', '200', '--peer-seconds', '1', '--peer-warmup', '0', '--out', out];
+  const args = ['--events', '60', '--seconds', '1', '--warmup', '1', '--rates', '40', '--backlog', '200', '--peer-seconds', '1', '--peer-warmup', '0', '--outbox-rates', '40', '--outbox-rounds', '1', '--out', out];
   const child = spawn(process.execPath, [path.join(root, 'scripts/bench.ts'), ...args], {
     env: { PATH: process.env.PATH, DATABASE_URL: db.url },
   });
@@ -36,13 +36,17 @@ t.test('npm run bench at a tiny size prints every row and writes the JSON', asyn
     'http ack at 40 req/s, first 1 s after start',
     'http ack at 40 req/s (open loop, 1 s)',
     'drain a 200-event backlog',
+    'outbox: drain 200 events, no subscription',
+    'outbox: drain 200 events, 2 subscriptions (relay off)',
+    'outbox: relay',
+    'outbox: end to end at 40 req/s',
   ]) {
     t.match(stdout, row, `table row: ${row}`);
   }
   t.match(stderr, /bench: drain: folding 200 events/, 'progress goes to stderr');
 
   const { rows } = JSON.parse(await readFile(out, 'utf8')) as { rows: Record<string, string | number>[] };
-  t.equal(rows.length, 14, 'one JSON row per table row');
+  t.equal(rows.length, 18, 'one JSON row per table row');
   for (const r of rows) t.ok(Number(r['rows/s']) > 0, `${r.measure}: a rate was measured`);
   const rate = rows.find((r) => String(r.measure).startsWith('http ack at 40 req/s (open loop'))!;
   t.ok(Number(rate['e2e p99 ms']) >= 0, 'end-to-end was read back from the events table');

@@ -150,10 +150,21 @@ t.test('every value the fold plans is stored, none dropped', async (t) => {
                                       and link_column = ${l.column} and parent_id = ${l.parentId}`;
         if (row[l.column] !== null || !waiting) dropped.push(`${table}/${row.id}.${l.column}: planned ${l.parentId}, stored ${row[l.column]}, not parked`);
       }
+      // A link table holds the planned parents that exist; the others are parked under its name.
+      for (const m of w.many) {
+        const link = BY_TABLE.get(table)!.many.find((x) => x.table === m.table)!;
+        const linked = await sql.unsafe(`select ${link.parentColumn} as id from ${m.table} where ${link.childColumn} = $1`, [row.id]);
+        const parked = await sql`select parent_id as id from pending_links where child_table = ${table} and child_id = ${row.id} and link_column = ${m.table}`;
+        const stored = [...linked, ...parked].map((r) => r.id as string).sort();
+        if (linked.length > 0) valued.add(m.table);
+        if (JSON.stringify(stored) !== JSON.stringify(m.parentIds)) dropped.push(`${table}/${row.id}.${m.table}: planned ${m.parentIds}, linked or parked ${stored}`);
+      }
       if (!isDeepStrictEqual(row.data, w.data)) dropped.push(`${table}/${row.id}.data differs from the snapshot`);
     }
   }
   t.same(dropped, [], 'every planned column, link and snapshot stored as planned');
-  const never = [...BY_TABLE.values()].flatMap((s) => Object.keys(s.columns).map((c) => `${s.table}.${c}`)).filter((c) => !valued.has(c));
-  t.same(never, [], 'every promoted column had a value somewhere, so the check above means something');
+  const never = [...BY_TABLE.values()]
+    .flatMap((s) => [...Object.keys(s.columns).map((c) => `${s.table}.${c}`), ...s.many.map((m) => m.table)])
+    .filter((c) => !valued.has(c));
+  t.same(never, [], 'every promoted column and link table had a value somewhere, so the check above means something');
 });

@@ -68,7 +68,7 @@ t.test('startWorkers starts pg-boss once with the sweep schedules, and stops it'
   const workers = await startWorkers({ sql, databaseUrl: db.url, config, log: silentLogger() });
   try {
     const schedules = await sql`select name, cron from pgboss.schedule order by name`;
-    t.same(schedules.map((s) => `${s.name} ${s.cron}`), ['recover-leases * * * * *', 'sweep-links * * * * *']);
+    t.same(schedules.map((s) => `${s.name} ${s.cron}`), ['purge-outbox */10 * * * *', 'recover-leases * * * * *', 'sweep-links * * * * *']);
     // The claim loops run alongside: an event stored now is folded.
     await storeEvents(sql, [{ id: 'evt_boss', type: 'customer.created', created: T0, data: { object: { id: 'cus_boss', object: 'customer', created: T0 } } }]);
     await waitFor(async () => (await sql`select 1 from customers where id = 'cus_boss'`).length === 1);

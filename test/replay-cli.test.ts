@@ -12,6 +12,8 @@ import { drain, storeEvents, type Ev } from './helpers/fold.ts';
 import { root } from '../scripts/lib/service.ts';
 
 const script = path.join(root, 'scripts/replay.ts');
+// About 40 runs of the CLI, each a new Node process: on a loaded machine a start takes seconds.
+t.setTimeout(300_000);
 
 type Run = { code: number | null; stdout: string; stderr: string };
 

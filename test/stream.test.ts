@@ -2,15 +2,20 @@
 // like the API version it claims, and with every reference pointing at an object it contains.
 import fc from 'fast-check';
 import t from 'tap';
-import { BASIL, LEGACY, buildStream, objectsOf, type StripeEvent } from '../scripts/lib/stream.ts';
+import { BASIL, CLOVER, LEGACY, buildStream, objectsOf, type StripeEvent } from '../scripts/lib/stream.ts';
 
 type Obj = Record<string, any>;
 
-// Fields Stripe can expand: in a webhook they hold an id (or null), never the object itself.
+// Fields Stripe can expand: in a webhook they hold an id (or null, or a list of ids), never the
+// object itself, except the whole objects Stripe always embeds (EMBEDDED).
 const EXPANDABLE = new Set([
   'customer', 'product', 'price', 'subscription', 'invoice', 'payment_intent', 'charge', 'latest_invoice',
   'latest_charge', 'default_price', 'payment_method', 'default_payment_method', 'subscription_item', 'invoice_line_item',
+  'invoice_item', 'coupon', 'promotion_code', 'discount', 'discounts', 'tax_rate', 'schedule', 'released_subscription',
 ]);
+// Stripe embeds a whole price in subscription items and legacy invoice lines and invoice items,
+// and a whole coupon in promotion codes and discounts before clover; nothing else is embedded.
+const EMBEDDED = new Set(['price', 'coupon']);
 
 /** Calls `visit` on `value` and every object nested anywhere in it. */
 function walk(value: unknown, visit: (object: Obj) => void): void {
@@ -85,7 +90,10 @@ t.test('event ids are unique and look like Stripe ids', async (t) => {
   const prefixes: Record<string, string> = {
     customer: 'cus_', product: 'prod_', price: 'price_', payment_method: 'pm_', subscription: 'sub_', subscription_item: 'si_',
     invoice: 'in_', invoice_payment: 'inpay_', payment_intent: 'pi_', charge: 'ch_', refund: 're_', dispute: 'dp_',
-    'checkout.session': 'cs_test_', credit_note: 'cn_', discount: 'di_', invoiceitem: 'ii_',
+    'checkout.session': 'cs_test_', credit_note: 'cn_', discount: 'di_', invoiceitem: 'ii_', line_item: 'il_', tax_rate: 'txr_',
+    // Coupon ids are chosen by their creator: no prefix.
+    coupon: '', promotion_code: 'promo_', tax_id: 'txi_', setup_intent: 'seti_', quote: 'qt_', subscription_schedule: 'sub_sched_',
+    payout: 'po_', 'radar.early_fraud_warning': 'issfr_', account: 'acct_', transfer: 'tr_',
   };
   for (const [id, { object }] of objectsOf(basil)) {
     if (!id.startsWith(prefixes[object]!)) t.fail(`${object} ${id} does not start with ${prefixes[object]}`);
@@ -170,12 +178,9 @@ t.test('every reference names an object in the stream, by id', async (t) => {
     const ids = objectIds(stream);
     const refs = references(stream);
     t.ok(refs.length > 1000, `${name}: ${refs.length} references`);
-    const wrong = refs.filter(({ value }) => {
-      if (value === null) return false;
-      if (typeof value === 'string') return !ids.has(value);
-      // Stripe embeds a whole price in subscription items and legacy invoice lines; nothing else is embedded.
-      return (value as Obj).object !== 'price';
-    });
+    const wrong = refs.filter(({ value }) =>
+      (Array.isArray(value) ? value : [value]).some((v) => v !== null && (typeof v === 'string' ? !ids.has(v) : !EMBEDDED.has((v as Obj).object))),
+    );
     t.same(wrong, [], `${name}: no dangling or embedded references`);
   }
   // The references the fold follows are set, not left null.
@@ -192,24 +197,36 @@ t.test('every reference names an object in the stream, by id', async (t) => {
   must('payment_method', ['customer']);
   must('price', ['product']);
   must('checkout.session', ['customer']);
+  must('setup_intent', ['customer']);
+  must('discount', ['customer', 'subscription', 'promotion_code']);
+  must('promotion_code', ['coupon']);
+  must('subscription_schedule', ['customer']);
+  must('radar.early_fraud_warning', ['charge', 'payment_intent']);
+  must('quote', ['customer']);
+  must('invoiceitem', ['customer', 'parent']);
+  must('tax_id', ['customer', 'owner']);
 });
 
 t.test('objects move through their lifecycle in stream order', async (t) => {
+  const allowed: Record<string, string[]> = {
+    invoice: ['draft,open,paid'],
+    payment_intent: ['requires_payment_method,succeeded'],
+    subscription: ['incomplete,active', 'incomplete,active,canceled'],
+    setup_intent: ['requires_payment_method,succeeded'],
+    quote: ['draft,open,accepted'],
+    subscription_schedule: ['active', 'active,released', 'active,canceled'],
+    payout: ['pending,in_transit,paid'],
+  };
   for (const stream of [basil, legacy]) {
-    const statuses = new Map<string, string[]>();
+    const statuses = new Map<string, { object: string; seen: string[] }>();
     for (const { data: { object } } of stream) {
-      if (!['invoice', 'payment_intent', 'subscription'].includes(object.object)) continue;
-      const seen = statuses.get(object.id) ?? [];
+      if (!(object.object in allowed)) continue;
+      const { seen } = statuses.get(object.id) ?? { seen: [] as string[] };
       if (seen.at(-1) !== object.status) seen.push(object.status);
-      statuses.set(object.id, seen);
+      statuses.set(object.id, { object: object.object, seen });
     }
-    const allowed = [
-      'draft,open,paid',
-      'requires_payment_method,succeeded',
-      'incomplete,active',
-      'incomplete,active,canceled',
-    ];
-    for (const [id, seen] of statuses) if (!allowed.includes(seen.join())) t.fail(`${id}: ${seen.join(' -> ')}`);
+    t.same(new Set([...statuses.values()].map((s) => s.object)), new Set(Object.keys(allowed)), 'every object with a lifecycle appears');
+    for (const [id, { object, seen }] of statuses) if (!allowed[object]!.includes(seen.join())) t.fail(`${id}: ${seen.join(' -> ')}`);
     for (const charge of byType(stream, 'charge.refunded')) {
       t.ok(charge.amount_refunded > 0 && charge.refunded === (charge.amount_refunded === charge.amount));
     }
@@ -228,6 +245,10 @@ t.test('objects move through their lifecycle in stream order', async (t) => {
     'invoice_payment.paid', 'invoice.paid', 'invoice.updated', 'customer.subscription.updated', 'charge.refunded',
     'refund.created', 'charge.dispute.created', 'customer.updated', 'checkout.session.completed', 'credit_note.created',
     'customer.subscription.deleted', 'customer.deleted', 'product.updated', 'invoiceitem.created', 'customer.discount.created',
+    'tax_rate.created', 'coupon.created', 'coupon.deleted', 'promotion_code.created', 'customer.tax_id.created', 'setup_intent.created',
+    'setup_intent.succeeded', 'quote.created', 'quote.finalized', 'quote.accepted', 'subscription_schedule.created',
+    'subscription_schedule.released', 'subscription_schedule.canceled', 'radar.early_fraud_warning.created',
+    'radar.early_fraud_warning.updated', 'payout.created', 'payout.updated', 'payout.paid',
   ]) {
     t.ok(types.has(type), `60 customers produce ${type}`);
   }
@@ -250,16 +271,21 @@ t.test('invoice events tie within one second, as real ones do', async (t) => {
   }
 });
 
-t.test('events are 1-8 KB of JSON, small objects excepted', async (t) => {
+t.test('events are 1-8 KB of JSON, small objects and legacy invoices excepted', async (t) => {
   // These objects are under a kilobyte at Stripe too; we do not pad them to look bigger.
-  const small = new Set(['customer', 'price', 'product', 'invoice_payment', 'discount']);
+  const small = new Set([
+    'customer', 'price', 'product', 'plan', 'invoice_payment', 'discount', 'coupon', 'promotion_code', 'tax_rate', 'tax_id',
+    'payout', 'radar.early_fraud_warning', 'transfer',
+  ]);
   for (const stream of [basil, legacy]) {
     const sizes = stream.map((e) => Buffer.byteLength(JSON.stringify(e)));
     const mean = sizes.reduce((a, b) => a + b, 0) / sizes.length;
     t.ok(mean >= 2000 && mean <= 6000, `mean ${Math.round(mean)} bytes`);
     stream.forEach((event, i) => {
       const size = sizes[i]!;
-      if (size > 8192 || (size < 1000 && !small.has(event.data.object.object)) || size < 500) t.fail(`${event.type} is ${size} bytes`);
+      // Before basil every invoice line embeds its price, plan and tax rates: three lines make ~9 KB.
+      const max = event.data.object.object === 'invoice' && stream === legacy ? 12_288 : 8192;
+      if (size > max || (size < 1000 && !small.has(event.data.object.object)) || size < 450) t.fail(`${event.type} is ${size} bytes`);
     });
   }
 });
@@ -268,13 +294,15 @@ t.test('objectsOf keeps the newest snapshot of every object', async (t) => {
   const objects = objectsOf(basil);
   const expected = new Set(basil.map((e) => e.data.object.id));
   for (const subscription of snapshotsOf(basil, 'subscription')) for (const item of subscription.items.data) expected.add(item.id);
-  t.same(new Set(objects.keys()), expected, 'every object with events of its own, plus subscription items');
+  for (const invoice of snapshotsOf(basil, 'invoice')) for (const line of invoice.lines.data) expected.add(line.id);
+  t.same(new Set(objects.keys()), expected, 'every object with events of its own, plus subscription items and invoice lines');
   const problems: string[] = [];
   for (const [id, { object, last, lastEvent }] of objects) {
     if (last.id !== id || last.object !== object) problems.push(`${id} holds ${last.object} ${last.id}`);
     if (object === 'invoice' && last.status !== 'paid') problems.push(`${id} ends ${last.status}`);
     if (object === 'subscription' && !['active', 'canceled'].includes(last.status)) problems.push(`${id} ends ${last.status}`);
     if (object === 'subscription_item' && !lastEvent.startsWith('customer.subscription.')) problems.push(`${id} last seen in ${lastEvent}`);
+    if (object === 'line_item' && !lastEvent.startsWith('invoice.')) problems.push(`${id} last seen in ${lastEvent}`);
   }
   t.same(problems, []);
   for (const customer of byType(basil, 'customer.deleted')) t.equal(objects.get(customer.id)?.lastEvent, 'customer.deleted');
@@ -291,9 +319,68 @@ t.test("a customer's events do not depend on how many customers the stream has",
   t.same(ofFirstCustomer(buildStream({ seed: 3, customers: 1 })), ofFirstCustomer(buildStream({ seed: 3, customers: 12 })));
 });
 
-t.test('a Connect account is carried on every event when asked', async (t) => {
-  const stream = buildStream({ seed: 7, customers: 2, account: 'acct_1Connected0000' });
-  t.ok(stream.every((e) => e.account === 'acct_1Connected0000'));
+t.test("a Connect account is carried on every event of the account; the platform's transfers to it carry none", async (t) => {
+  const stream = buildStream({ seed: 7, customers: 10, account: 'acct_1Connected0000' });
+  const transfers = stream.filter((e) => e.type.startsWith('transfer.'));
+  t.ok(transfers.length >= 2, `${transfers.length} transfer events`);
+  t.ok(transfers.every((e) => !('account' in e) && e.data.object.destination === 'acct_1Connected0000'), 'platform events, to the account');
+  t.ok(stream.filter((e) => !e.type.startsWith('transfer.')).every((e) => e.account === 'acct_1Connected0000'), 'the rest carry the account');
+  t.match(stream[0], { type: 'account.updated', data: { object: { id: 'acct_1Connected0000', object: 'account', charges_enabled: true }, previous_attributes: { charges_enabled: false } } });
+  t.ok(stream.some((e) => e.type === 'transfer.reversed' && e.data.object.reversed === true), 'a transfer taken back');
+  t.notOk(buildStream({ seed: 7, customers: 10 }).some((e) => e.type.startsWith('transfer.') || e.type.startsWith('account.')), 'none without an account');
+});
+
+t.test('the newer objects in each API shape', async (t) => {
+  const clover = buildStream({ seed: 7, customers: 20, apiVersion: CLOVER });
+  const first = (stream: StripeEvent[], type: string) => stream.find((e) => e.type === type)!.data.object;
+  // Promotion codes and discounts: the whole coupon before clover, its id under promotion/source since.
+  for (const stream of [basil, legacy]) {
+    t.match(first(stream, 'promotion_code.created'), { coupon: { object: 'coupon', id: /^WELCOME10_/ } });
+    t.notOk('promotion' in first(stream, 'promotion_code.created'));
+    t.match(first(stream, 'customer.discount.created'), { coupon: { object: 'coupon' }, promotion_code: /^promo_/ });
+  }
+  t.match(first(clover, 'promotion_code.created'), { promotion: { type: 'coupon', coupon: /^WELCOME10_/ } });
+  t.notOk('coupon' in first(clover, 'promotion_code.created'));
+  t.match(first(clover, 'customer.discount.created'), { source: { type: 'coupon', coupon: /^(WELCOME10|LOYAL20)_/ } });
+  // Invoice items and lines: parent/pricing since basil, subscription/price before.
+  t.match(first(basil, 'invoiceitem.created'), { parent: { subscription_details: { subscription: /^sub_/ } }, pricing: { price_details: { price: /^price_/ } } });
+  t.match(first(legacy, 'invoiceitem.created'), { subscription: /^sub_/, price: { object: 'price' } });
+  const lines = (stream: StripeEvent[]) => snapshotsOf(stream, 'invoice').flatMap((i) => i.lines.data);
+  t.ok(lines(basil).every((l) => l.parent.type === 'invoice_item_details' ? /^ii_/.test(l.parent.invoice_item_details.invoice_item) : /^sub_/.test(l.parent.subscription_item_details.subscription)));
+  t.ok(lines(basil).some((l) => l.parent.type === 'invoice_item_details'), 'an onboarding fee billed on a first invoice');
+  t.ok(lines(legacy).every((l) => l.price.object === 'price' && /^sub_/.test(l.subscription) && !('parent' in l)));
+  // Tax ids: owner since basil, customer alone before.
+  t.match(first(basil, 'customer.tax_id.created'), { customer: /^cus_/, owner: { type: 'customer', customer: /^cus_/ } });
+  t.notOk('owner' in first(legacy, 'customer.tax_id.created'));
+  // Plans: an account before basil creates its recurring prices as plans, with the price's id.
+  const plans = byType(legacy, 'plan.created');
+  t.same(plans.map((p) => p.id), byType(legacy, 'price.created').filter((p) => p.recurring).map((p) => p.id));
+  t.notOk(basil.some((e) => e.type.startsWith('plan.')), 'basil accounts send no plan events here');
+});
+
+t.test('invoices add up: lines, their discount and tax, the totals', async (t) => {
+  for (const stream of [basil, legacy]) {
+    const problems: string[] = [];
+    let discounted = 0;
+    let taxed = 0;
+    for (const invoice of snapshotsOf(stream, 'invoice')) {
+      const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      const lines = invoice.lines.data;
+      const discount = sum(lines.flatMap((l: Obj) => l.discount_amounts.map((d: Obj) => d.amount)));
+      const tax = sum(lines.flatMap((l: Obj) => (stream === basil ? l.taxes : l.tax_amounts).map((x: Obj) => x.amount)));
+      if (invoice.subtotal !== sum(lines.map((l: Obj) => l.amount))) problems.push(`${invoice.id} subtotal`);
+      if (invoice.total !== invoice.subtotal - discount + tax || invoice.amount_due !== invoice.total) problems.push(`${invoice.id} total`);
+      if (sum(invoice.total_discount_amounts.map((d: Obj) => d.amount)) !== discount) problems.push(`${invoice.id} discount`);
+      if (JSON.stringify(invoice.discounts) !== JSON.stringify(invoice.total_discount_amounts.map((d: Obj) => d.discount))) problems.push(`${invoice.id} discounts`);
+      if (discount > 0) discounted++;
+      if (tax > 0) taxed++;
+    }
+    t.same(problems, []);
+    t.ok(discounted > 0 && taxed > 0, `${discounted} invoices with a discount, ${taxed} with tax`);
+  }
+  // Subscription items carry their tax rates whole; a customer who moves gets the Austrian rate.
+  const rates = new Set(snapshotsOf(basil, 'subscription').flatMap((s) => s.items.data.flatMap((i: Obj) => i.tax_rates.map((r: Obj) => `${r.object} ${r.country}`))));
+  t.same([...rates].sort(), ['tax_rate AT', 'tax_rate DE']);
 });
 
 t.test('any seed and size: ordered, unique, resolvable', async (t) => {

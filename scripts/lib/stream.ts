@@ -1,7 +1,9 @@
 // A realistic Stripe webhook stream for the fold tests and the bench: per customer, the events
-// Stripe sends from sign-up through payment, refunds, disputes and cancellation, in the order Stripe
-// produced them. Pure and deterministic per seed: it reads only its fixtures, never a database, a
-// clock or the network.
+// Stripe sends from sign-up (a saved card, a quote, a promotion code, an onboarding fee, VAT)
+// through payment, refunds, fraud warnings, disputes, schedules and cancellation, in the order
+// Stripe produced them; and the account's own: its catalog, coupons, tax rates, payouts, and for a
+// Connect account its onboarding and the platform's transfers. Pure and deterministic per seed: it
+// reads only its fixtures, never a database, a clock or the network.
 import fixtures from './fixtures/stripe-objects.json' with { type: 'json' };
 
 export type StripeEvent = {
@@ -21,17 +23,26 @@ export type StripeEvent = {
 export const BASIL = '2025-03-31.basil';
 /** The last version before them: invoice.subscription/payment_intent/charge, periods on the subscription. */
 export const LEGACY = '2024-06-20';
+/** The first version naming a coupon by id (promotion_code.promotion.coupon, discount.source.coupon). */
+export const CLOVER = '2025-09-30.clover';
 
 export type StreamOptions = {
   /** A 32-bit signed integer (fast-check's fc.integer()); every id carries it, so streams of different seeds never share one. */
   seed: number;
   /** How many customers go through the lifecycle; 10 if unset. */
   customers?: number;
-  /** BASIL if unset. Any version dated 2025-03-31 or later gets the new shapes. */
+  /**
+   * BASIL if unset. Any version dated 2025-03-31 or later gets the new billing shapes, 2025-09-30
+   * or later the new coupon references; before 2025-03-31 the account also sends plan.* events.
+   */
   apiVersion?: string;
   /** Unix seconds of the first event; 2025-07-01T00:00:00Z if unset. */
   start?: number;
-  /** A Connect account id: every event then carries `account`, as events from a connected account do. */
+  /**
+   * A Connect account id: every event then carries `account`, as events from a connected account
+   * do, and the stream adds the account's onboarding (account.updated) and the platform's
+   * transfers to it, which are the platform's own events (no `account`).
+   */
   account?: string;
 };
 
@@ -49,25 +60,34 @@ export function buildStream(options: StreamOptions): StripeEvent[] {
   if (!Number.isInteger(seed) || seed < -(2 ** 31) || seed >= 2 ** 31) throw new RangeError('seed must be a 32-bit signed integer');
   if (!Number.isInteger(customers) || customers < 0 || customers >= MAX_OWNER) throw new RangeError('customers out of range');
   const basil = apiVersion.slice(0, 10) >= '2025-03-31';
+  const clover = apiVersion.slice(0, 10) >= '2025-09-30';
 
   // The catalog belongs to the stream (owner 0); each customer draws from its own generator, so a
   // customer's events do not change when the stream has more or fewer customers.
   const streamRandom = createRandom(mix(seed, 0));
-  const streamCtx: Ctx = { basil, random: streamRandom, id: createIds(seed, 0, streamRandom) };
-  const { catalog, drafts } = catalogEvents(streamCtx, start);
+  const streamCtx: Ctx = { basil, clover, random: streamRandom, id: createIds(seed, 0, streamRandom) };
+  const drafts: Draft[] = account ? connectedAccountEvents(streamCtx, account, start) : [];
+  const { catalog, drafts: catalogDrafts } = catalogEvents(streamCtx, start);
+  drafts.push(...catalogDrafts);
 
   let arrival = start;
   for (let index = 0; index < customers; index++) {
     // Sign-ups arrive minutes apart, and sometimes in the same second as the one before.
     arrival += streamRandom.chance(0.15) ? 0 : streamRandom.int(1, 900);
     const random = createRandom(mix(seed, index + 1));
-    const ctx: Ctx = { basil, random, id: createIds(seed, index + 1, random) };
+    const ctx: Ctx = { basil, clover, random, id: createIds(seed, index + 1, random) };
     drafts.push(...customerEvents(ctx, catalog, arrival));
   }
 
-  // Some time into the stream, someone edits a product in the Dashboard.
+  // Some time into the stream, someone edits a product in the Dashboard; the account is paid out
+  // every few days; the platform of a connected account sends it transfers; and once every
+  // customer has signed up, the welcome coupon is deleted.
   const last = drafts.reduce((max, d) => Math.max(max, d.created), start);
-  drafts.push(...productUpdatedEvents(streamCtx, catalog.pro.product, streamRandom.int(start + 1, Math.max(start + 1, last))));
+  const sometime = () => streamRandom.int(start + 1, Math.max(start + 1, last));
+  drafts.push(...productUpdatedEvents(streamCtx, catalog.pro.product, sometime()));
+  for (let n = 0; n < Math.ceil(customers / 5); n++) drafts.push(...payoutEvents(streamCtx, sometime()));
+  if (account) for (let n = 0; n < Math.ceil(customers / 5); n++) drafts.push(...transferEvents(streamCtx, account, sometime()));
+  if (customers > 0) drafts.push(...couponDeletedEvents(streamCtx, catalog.welcome.coupon, last + streamRandom.int(60, 3600)));
 
   // Each customer's drafts are already in causal order with non-decreasing `created`, so a stable
   // sort by `created` merges the customers without reordering anyone's own events.
@@ -81,18 +101,19 @@ export function objectsOf(stream: StripeEvent[]): Map<string, { object: string; 
   for (const event of stream) {
     const object = event.data.object;
     objects.set(object.id, { object: object.object, last: object, lastEvent: event.type });
-    // Subscription items have no events of their own: they live only inside their subscription.
-    if (object.object === 'subscription') {
-      for (const item of object.items.data) objects.set(item.id, { object: item.object, last: item, lastEvent: event.type });
-    }
+    // Subscription items and invoice lines have no events of their own: they live only inside
+    // their subscription or invoice.
+    const embedded = object.object === 'subscription' ? object.items.data : object.object === 'invoice' ? object.lines.data : [];
+    for (const item of embedded) objects.set(item.id, { object: item.object, last: item, lastEvent: event.type });
   }
   return objects;
 }
 
-// An event before it has its id, which it gets once the stream is in its final order.
-type Draft = { created: number; type: string; object: Obj; previous?: Obj; request: StripeEvent['request'] };
+// An event before it has its id, which it gets once the stream is in its final order. A platform
+// draft is an event of the Connect platform itself, which carries no `account`.
+type Draft = { created: number; type: string; object: Obj; previous?: Obj; request: StripeEvent['request']; platform?: boolean };
 
-type Ctx = { basil: boolean; random: Random; id: (prefix: string) => string };
+type Ctx = { basil: boolean; clover: boolean; random: Random; id: (prefix: string) => string };
 
 function toEvent(draft: Draft, id: string, apiVersion: string, account?: string): StripeEvent {
   const data: StripeEvent['data'] = { object: draft.object };
@@ -100,7 +121,7 @@ function toEvent(draft: Draft, id: string, apiVersion: string, account?: string)
   return {
     id,
     object: 'event',
-    ...(account ? { account } : {}),
+    ...(account && !draft.platform ? { account } : {}),
     api_version: apiVersion,
     created: draft.created,
     data,
@@ -120,10 +141,11 @@ function createRecorder(ctx: Ctx) {
     request(): StripeEvent['request'] {
       return { id: ctx.id('req'), idempotency_key: `stripe-node-retry-${ctx.random.uuid()}` };
     },
-    emit(type: string, object: Obj, created: number, options: { request?: StripeEvent['request']; before?: Obj } = {}) {
+    emit(type: string, object: Obj, created: number, options: { request?: StripeEvent['request']; before?: Obj; platform?: boolean } = {}) {
       const request = options.request ? { ...options.request } : { id: null, idempotency_key: null };
       const draft: Draft = { created, type, object: structuredClone(object), request };
       if (options.before) draft.previous = previousAttributes(options.before, object);
+      if (options.platform) draft.platform = true;
       drafts.push(draft);
     },
   };
@@ -156,7 +178,18 @@ function isPlainObject(value: unknown): value is Obj {
 // The catalog: created once at the start, shared by every customer
 
 type Product = { product: Obj; monthly: Obj; yearly: Obj };
-type Catalog = { starter: Product; pro: Product; seats: Product; onboarding: { product: Obj; price: Obj } };
+type Catalog = {
+  starter: Product;
+  pro: Product;
+  seats: Product;
+  onboarding: { product: Obj; price: Obj };
+  /** German and Austrian VAT, set by hand on subscription items (Stripe Tax not in use). */
+  vat: { de: Obj; at: Obj };
+  /** A coupon every new customer may redeem with the promotion code WELCOME. */
+  welcome: { coupon: Obj; code: Obj };
+  /** A coupon support offers one customer at a time, each with a promotion code of their own. */
+  loyalty: Obj;
+};
 
 function catalogEvents(ctx: Ctx, at: number): { catalog: Catalog; drafts: Draft[] } {
   const recorder = createRecorder(ctx);
@@ -166,11 +199,16 @@ function catalogEvents(ctx: Ctx, at: number): { catalog: Catalog; drafts: Draft[
     const yearlyPrice = buildPrice(ctx, { product, unitAmount: monthly * 10, interval: 'year', lookupKey: `${lookupKey}_yearly`, created: at });
     product.default_price = monthlyPrice.id;
     // Creating a product with default_price_data sends product.created already naming its default
-    // price, before price.created: a reference to an object the receiver has not seen yet.
+    // price, before price.created: a reference to an object the receiver has not seen yet. An
+    // account on an API version before basil created its recurring prices as plans (the Plans
+    // API, older than prices): each sends plan.created too, the plan with its price's id.
     const request = recorder.request();
     recorder.emit('product.created', product, at, { request });
+    if (!ctx.basil) recorder.emit('plan.created', planOf(monthlyPrice, fixture('plan')), at, { request });
     recorder.emit('price.created', monthlyPrice, at, { request });
-    recorder.emit('price.created', yearlyPrice, at, { request: recorder.request() });
+    const yearlyRequest = recorder.request();
+    if (!ctx.basil) recorder.emit('plan.created', planOf(yearlyPrice, fixture('plan')), at, { request: yearlyRequest });
+    recorder.emit('price.created', yearlyPrice, at, { request: yearlyRequest });
     return { product, monthly: monthlyPrice, yearly: yearlyPrice };
   };
   const starter = plan('Starter', 'For individuals getting started.', 900, 'starter');
@@ -182,7 +220,24 @@ function catalogEvents(ctx: Ctx, at: number): { catalog: Catalog; drafts: Draft[
   const request = recorder.request();
   recorder.emit('product.created', setup, at, { request });
   recorder.emit('price.created', setupPrice, at, { request });
-  return { catalog: { starter, pro, seats, onboarding: { product: setup, price: setupPrice } }, drafts: recorder.drafts };
+
+  const vat = {
+    de: buildTaxRate(ctx, { country: 'DE', percentage: 19, created: at }),
+    at: buildTaxRate(ctx, { country: 'AT', percentage: 20, created: at }),
+  };
+  for (const rate of [vat.de, vat.at]) recorder.emit('tax_rate.created', rate, at, { request: recorder.request() });
+
+  const welcomeCoupon = buildCoupon(ctx, { name: 'Welcome: 10% off for 3 months', code: 'WELCOME10', percentOff: 10, months: 3, created: at });
+  const loyalty = buildCoupon(ctx, { name: 'Thank you: 20% off', code: 'LOYAL20', percentOff: 20, months: null, created: at });
+  recorder.emit('coupon.created', welcomeCoupon, at, { request: recorder.request() });
+  recorder.emit('coupon.created', loyalty, at, { request: recorder.request() });
+  const welcomeCode = buildPromotionCode(ctx, { coupon: welcomeCoupon, code: 'WELCOME', customer: null, created: at });
+  recorder.emit('promotion_code.created', welcomeCode, at, { request: recorder.request() });
+
+  return {
+    catalog: { starter, pro, seats, onboarding: { product: setup, price: setupPrice }, vat, welcome: { coupon: welcomeCoupon, code: welcomeCode }, loyalty },
+    drafts: recorder.drafts,
+  };
 }
 
 function productUpdatedEvents(ctx: Ctx, product: Obj, at: number): Draft[] {
@@ -192,6 +247,56 @@ function productUpdatedEvents(ctx: Ctx, product: Obj, at: number): Draft[] {
   product.marketing_features = [...product.marketing_features, { name: 'Priority support' }];
   product.updated = at;
   recorder.emit('product.updated', product, at, { request: recorder.request(), before });
+  return recorder.drafts;
+}
+
+/** An automatic payout: created pending, in transit the next day, paid on its arrival date. */
+function payoutEvents(ctx: Ctx, at: number): Draft[] {
+  const recorder = createRecorder(ctx);
+  const payout = buildPayout(ctx, { amount: ctx.random.int(20, 400) * 100, created: at });
+  recorder.emit('payout.created', payout, at);
+  const before = structuredClone(payout);
+  payout.status = 'in_transit';
+  recorder.emit('payout.updated', payout, at + DAY, { before });
+  payout.status = 'paid';
+  recorder.emit('payout.paid', payout, payout.arrival_date);
+  return recorder.drafts;
+}
+
+/** Deleting a coupon leaves the discounts made from it; new redemptions stop. */
+function couponDeletedEvents(ctx: Ctx, coupon: Obj, at: number): Draft[] {
+  const recorder = createRecorder(ctx);
+  recorder.emit('coupon.deleted', { ...coupon, valid: false }, at, { request: recorder.request() });
+  return recorder.drafts;
+}
+
+/** A connected account finishing onboarding: Stripe enables charges and payouts. */
+function connectedAccountEvents(ctx: Ctx, id: string, at: number): Draft[] {
+  const recorder = createRecorder(ctx);
+  const account = buildAccount(ctx, { id, created: at - 30 * DAY });
+  const before = structuredClone(account);
+  Object.assign(account, { charges_enabled: true, payouts_enabled: true, details_submitted: true });
+  Object.assign(account.requirements, { currently_due: [], eventually_due: [], disabled_reason: null });
+  recorder.emit('account.updated', account, at, { before });
+  return recorder.drafts;
+}
+
+/** The platform pays the connected account its share; now and then it takes a transfer back. */
+function transferEvents(ctx: Ctx, account: string, at: number): Draft[] {
+  const recorder = createRecorder(ctx);
+  const transfer = buildTransfer(ctx, { destination: account, amount: ctx.random.int(5, 200) * 100, created: at });
+  const request = recorder.request();
+  recorder.emit('transfer.created', transfer, at, { request, platform: true });
+  if (ctx.random.chance(0.2)) {
+    const reversedAt = at + ctx.random.int(3600, 3 * DAY);
+    const reversal = {
+      id: ctx.id('trr'), object: 'transfer_reversal', amount: transfer.amount, balance_transaction: ctx.id('txn'), created: reversedAt,
+      currency: transfer.currency, destination_payment_refund: ctx.id('pyr'), metadata: {}, source_refund: null, transfer: transfer.id,
+    };
+    Object.assign(transfer, { amount_reversed: transfer.amount, reversed: true });
+    Object.assign(transfer.reversals, { data: [reversal], total_count: 1 });
+    recorder.emit('transfer.reversed', transfer, reversedAt, { request: recorder.request(), platform: true });
+  }
   return recorder.drafts;
 }
 
@@ -208,32 +313,93 @@ function customerEvents(ctx: Ctx, catalog: Catalog, arrival: number): Draft[] {
 
   const name = `${random.pick(FIRST_NAMES)} ${random.pick(LAST_NAMES)}`;
   const viaCheckout = random.chance(0.35);
+  // Sales-led customers accept a quote; the others subscribe themselves, some saving their card
+  // first with a setup intent.
+  const viaQuote = !viaCheckout && random.chance(0.2);
+  const setsUpCard = !viaCheckout && random.chance(0.5);
+  const business = random.chance(0.3);
   const customer = buildCustomer(ctx, { name, created: arrival });
-  emit('customer.created', customer, arrival, { request: viaCheckout ? undefined : recorder.request() });
+  const signup = viaCheckout ? undefined : recorder.request();
+  emit('customer.created', customer, arrival, { request: signup });
+  if (business) {
+    // A company gives its VAT id at sign-up (tax_id_data): same request, same second.
+    emit('customer.tax_id.created', buildTaxId(ctx, { customer, created: arrival }), arrival, { request: signup });
+  }
 
   const tAttach = arrival + random.int(5, 120);
   const paymentMethod = buildPaymentMethod(ctx, { customer, created: tAttach - random.int(1, 4) });
-  emit('payment_method.attached', paymentMethod, tAttach, { request: recorder.request() });
+  if (setsUpCard) {
+    // The setup intent exists before its card does; confirming it attaches the card and succeeds.
+    const tSetup = random.int(arrival, tAttach - 1);
+    const setupIntent = buildSetupIntent(ctx, { customer, created: tSetup });
+    emit('setup_intent.created', setupIntent, tSetup, { request: recorder.request() });
+    const confirm = recorder.request();
+    emit('payment_method.attached', paymentMethod, tAttach, { request: confirm });
+    Object.assign(setupIntent, { status: 'succeeded', payment_method: paymentMethod.id });
+    emit('setup_intent.succeeded', setupIntent, tAttach, { request: confirm });
+  } else {
+    emit('payment_method.attached', paymentMethod, tAttach, { request: recorder.request() });
+  }
   if (random.chance(0.5)) {
     const before = structuredClone(customer);
     customer.invoice_settings.default_payment_method = paymentMethod.id;
     emit('customer.updated', customer, tAttach, { request: recorder.request(), before });
   }
 
-  // One API call (POST /v1/subscriptions) creates the subscription, its first invoice, finalizes
-  // it and creates its payment intent: the events share a request id and, mostly, a second. The
-  // subscription already names its latest_invoice, which the next event creates.
-  const tSubscribe = tAttach + random.int(1, 60);
   const yearly = random.chance(0.25);
   const base = random.chance(0.6) ? catalog.starter : catalog.pro;
-  const lines = [{ price: yearly ? base.yearly : base.monthly, quantity: 1 }];
-  if (random.chance(0.4)) lines.push({ price: yearly ? catalog.seats.yearly : catalog.seats.monthly, quantity: random.int(2, 9) });
+  const taxRates = random.chance(0.7) ? [catalog.vat.de] : [];
+  const lines = [{ price: yearly ? base.yearly : base.monthly, quantity: 1, taxRates }];
+  if (random.chance(0.4)) lines.push({ price: yearly ? catalog.seats.yearly : catalog.seats.monthly, quantity: random.int(2, 9), taxRates });
+  const redeemsWelcome = random.chance(0.3);
+  const paysOnboarding = random.chance(0.3);
+
+  // A quote is drafted and sent minutes after sign-up and accepted a day or so later: accepting it
+  // is what creates the subscription below.
+  let quote: Obj | undefined;
+  let tSubscribe = tAttach + random.int(1, 60);
+  if (viaQuote) {
+    const tQuote = tSubscribe;
+    quote = buildQuote(ctx, { customer, created: tQuote });
+    emit('quote.created', quote, tQuote, { request: recorder.request() });
+    const tSent = tQuote + random.int(60, 1800);
+    finalizeQuote(quote, { customer, at: tSent });
+    emit('quote.finalized', quote, tSent, { request: recorder.request() });
+    tSubscribe = tSent + random.int(3600, 2 * DAY);
+  }
+
+  // One API call (POST /v1/subscriptions, or accepting the quote) creates the subscription, the
+  // discount of a promotion code, the invoice item of a one-off fee (add_invoice_items) and the
+  // first invoice, finalizes it and creates its payment intent: the events share a request id
+  // and, mostly, a second. The subscription already names its latest_invoice, and the invoice
+  // item its invoice, which the invoice.created after them creates.
   const subscription = buildSubscription(ctx, { customer, paymentMethod, lines, created: tSubscribe });
-  const invoice = buildInvoice(ctx, { customer, subscription, created: tSubscribe });
+  const invoiceId = ctx.id('in');
+  const discount = redeemsWelcome
+    ? buildDiscount(ctx, { customer, subscription, coupon: catalog.welcome.coupon, promotionCode: catalog.welcome.code, created: tSubscribe })
+    : undefined;
+  if (discount) subscription.discounts = [discount.id];
+  const fee = paysOnboarding
+    ? buildInvoiceItem(ctx, { customer, subscription, price: catalog.onboarding.price, invoice: invoiceId, taxRates, created: tSubscribe })
+    : undefined;
+  const invoice = buildInvoice(ctx, {
+    id: invoiceId,
+    customer,
+    subscription,
+    invoiceItems: fee ? [{ invoiceItem: fee, price: catalog.onboarding.price }] : [],
+    applied: discount ? { discount, coupon: catalog.welcome.coupon } : undefined,
+    created: tSubscribe,
+  });
   subscription.latest_invoice = invoice.id;
   const subscribe = recorder.request();
   emit('customer.subscription.created', subscription, tSubscribe, { request: subscribe });
+  if (discount) emit('customer.discount.created', discount, tSubscribe, { request: subscribe });
+  if (fee) emit('invoiceitem.created', fee, tSubscribe, { request: subscribe });
   emit('invoice.created', invoice, tSubscribe, { request: subscribe });
+  if (quote) {
+    acceptQuote(quote, { subscription, invoice, at: tSubscribe });
+    emit('quote.accepted', quote, tSubscribe, { request: subscribe });
+  }
 
   const tFinalize = tSubscribe + random.int(0, 1);
   const paymentIntent = buildPaymentIntent(ctx, { customer, amount: invoice.amount_due, invoice, description: 'Subscription creation', created: tFinalize });
@@ -282,13 +448,37 @@ function customerEvents(ctx: Ctx, catalog: Catalog, arrival: number): Draft[] {
     customer.email = emailOf(`${name} work`, random);
     emit('customer.updated', customer, at, { request: recorder.request(), before });
   }
-  if (random.chance(0.1)) {
+  if (taxRates.length > 0 && random.chance(0.1)) {
+    // The customer moves to Vienna: the same request changes their address and, by hand, the tax
+    // rate on every item of the subscription.
     const at = later();
-    emit('customer.discount.created', buildDiscount(ctx, { customer, created: at }), at, { request: recorder.request() });
+    const request = recorder.request();
+    const before = structuredClone(customer);
+    customer.address = { city: 'Wien', country: 'AT', line1: `Mariahilfer Straße ${random.int(1, 120)}`, line2: null, postal_code: '1070', state: null };
+    emit('customer.updated', customer, at, { request, before });
+    const beforeSubscription = structuredClone(subscription);
+    for (const item of subscription.items.data) item.tax_rates = [structuredClone(catalog.vat.at)];
+    emit('customer.subscription.updated', subscription, at, { request, before: beforeSubscription });
+  }
+  if (random.chance(0.1)) {
+    // Support offers a customer thinking of leaving a code of their own; they redeem it on their
+    // subscription at once.
+    const at = later();
+    const code = buildPromotionCode(ctx, { coupon: catalog.loyalty, code: `THANKS${random.chars(6, HEX_UPPER)}`, customer, created: at });
+    emit('promotion_code.created', code, at, { request: recorder.request() });
+    const tRedeem = at + random.int(60, 3 * 3600);
+    const loyal = buildDiscount(ctx, { customer, subscription, coupon: catalog.loyalty, promotionCode: code, created: tRedeem });
+    const request = recorder.request();
+    const before = structuredClone(subscription);
+    subscription.discounts = [...subscription.discounts, loyal.id];
+    emit('customer.discount.created', loyal, tRedeem, { request });
+    emit('customer.subscription.updated', subscription, tRedeem, { request, before });
+    t = tRedeem;
   }
   if (random.chance(0.15)) {
+    // A pending invoice item, for the next invoice.
     const at = later();
-    const invoiceItem = buildInvoiceItem(ctx, { customer, subscription, price: catalog.onboarding.price, created: at });
+    const invoiceItem = buildInvoiceItem(ctx, { customer, subscription, price: catalog.onboarding.price, invoice: null, taxRates, created: at });
     emit('invoiceitem.created', invoiceItem, at, { request: recorder.request() });
   }
   if (random.chance(0.2)) {
@@ -306,7 +496,27 @@ function customerEvents(ctx: Ctx, catalog: Catalog, arrival: number): Draft[] {
     emit('checkout.session.completed', session, tDone);
   }
   let fullyRefunded = false;
-  if (random.chance(0.15)) {
+  if (random.chance(0.06)) {
+    // The card issuer reports the first payment as likely fraud; often the merchant refunds it in
+    // full at once, which makes the warning no longer actionable.
+    const at = later();
+    const warning = buildEarlyFraudWarning(ctx, { charge, created: at });
+    emit('radar.early_fraud_warning.created', warning, at);
+    if (random.chance(0.6)) {
+      const tRefund = at + random.int(600, 6 * 3600);
+      const refund = buildRefund(ctx, { charge, amount: charge.amount, created: tRefund });
+      Object.assign(charge, { amount_refunded: charge.amount, refunded: true });
+      fullyRefunded = true;
+      const request = recorder.request();
+      emit('charge.refunded', charge, tRefund, { request });
+      emit('refund.created', refund, tRefund, { request });
+      const before = structuredClone(warning);
+      warning.actionable = false;
+      emit('radar.early_fraud_warning.updated', warning, tRefund, { before });
+      t = tRefund;
+    }
+  }
+  if (!fullyRefunded && random.chance(0.15)) {
     const at = later();
     const amount = random.chance(0.5) ? charge.amount : Math.floor(charge.amount / 2);
     const refund = buildRefund(ctx, { charge, amount, created: at });
@@ -335,21 +545,47 @@ function customerEvents(ctx: Ctx, catalog: Catalog, arrival: number): Draft[] {
     emit('credit_note.created', creditNote, at, { request });
     emit('invoice.updated', invoice, at, { request, before });
   }
+  let schedule: Obj | undefined;
+  if (random.chance(0.12)) {
+    // The customer plans a change at renewal: a schedule made from the subscription manages it
+    // from now on (same request: the subscription names its schedule). Some are released again,
+    // which hands the subscription back and leaves the schedule naming none.
+    const at = later();
+    schedule = buildSubscriptionSchedule(ctx, { subscription, created: at });
+    const request = recorder.request();
+    emit('subscription_schedule.created', schedule, at, { request });
+    let before = structuredClone(subscription);
+    subscription.schedule = schedule.id;
+    emit('customer.subscription.updated', subscription, at, { request, before });
+    if (random.chance(0.4)) {
+      const releasedAt = later();
+      const release = recorder.request();
+      Object.assign(schedule, { status: 'released', released_at: releasedAt, released_subscription: subscription.id, subscription: null, current_phase: null });
+      emit('subscription_schedule.released', schedule, releasedAt, { request: release });
+      before = structuredClone(subscription);
+      subscription.schedule = null;
+      emit('customer.subscription.updated', subscription, releasedAt, { request: release, before });
+      schedule = undefined;
+    }
+  }
   const cancels = random.chance(0.25);
   const deletes = random.chance(cancels ? 0.35 : 0.04);
-  if (cancels) {
-    const at = later();
-    cancelSubscription(subscription, { at, reason: 'cancellation_requested', feedback: random.pick(['too_expensive', 'unused', 'switched_service', null]) });
-    emit('customer.subscription.deleted', subscription, at, { request: recorder.request() });
-  }
+  const cancel = (at: number, request: StripeEvent['request'], feedback: string | null) => {
+    cancelSubscription(subscription, { at, reason: 'cancellation_requested', feedback });
+    emit('customer.subscription.deleted', subscription, at, { request });
+    if (schedule) {
+      // Canceling a subscription cancels the schedule managing it, in the same request.
+      Object.assign(schedule, { status: 'canceled', canceled_at: at, current_phase: null });
+      emit('subscription_schedule.canceled', schedule, at, { request });
+      schedule = undefined;
+    }
+  };
+  if (cancels) cancel(later(), recorder.request(), random.pick(['too_expensive', 'unused', 'switched_service', null]));
   if (deletes) {
     // Deleting a customer cancels what is still active in the same request and second.
     const at = later();
     const request = recorder.request();
-    if (subscription.status !== 'canceled') {
-      cancelSubscription(subscription, { at, reason: 'cancellation_requested', feedback: null });
-      emit('customer.subscription.deleted', subscription, at, { request });
-    }
+    if (subscription.status !== 'canceled') cancel(at, request, null);
     emit('customer.deleted', customer, at, { request });
   }
   return recorder.drafts;
@@ -449,7 +685,10 @@ function buildPaymentMethod(ctx: Ctx, args: { customer: Obj; created: number }):
   return paymentMethod;
 }
 
-function buildSubscription(ctx: Ctx, args: { customer: Obj; paymentMethod: Obj; lines: { price: Obj; quantity: number }[]; created: number }): Obj {
+function buildSubscription(
+  ctx: Ctx,
+  args: { customer: Obj; paymentMethod: Obj; lines: { price: Obj; quantity: number; taxRates: Obj[] }[]; created: number },
+): Obj {
   const subscription = fixture('subscription');
   const id = ctx.id('sub');
   const period = { start: args.created, end: addInterval(args.created, args.lines[0]!.price.recurring.interval) };
@@ -469,6 +708,7 @@ function buildSubscription(ctx: Ctx, args: { customer: Obj; paymentMethod: Obj; 
     cancellation_details: { comment: null, feedback: null, reason: null },
     default_payment_method: args.paymentMethod.id,
     description: null,
+    discounts: [],
     ended_at: null,
     items: { object: 'list', data: items, has_more: false, total_count: items.length, url: `/v1/subscription_items?subscription=${id}` },
     latest_invoice: null,
@@ -478,6 +718,7 @@ function buildSubscription(ctx: Ctx, args: { customer: Obj; paymentMethod: Obj; 
     payment_settings: { payment_method_options: null, payment_method_types: null, save_default_payment_method: 'off' },
     pending_invoice_item_interval: null,
     pending_update: null,
+    schedule: null,
     status: 'incomplete',
     transfer_data: null,
     trial_end: null,
@@ -488,7 +729,10 @@ function buildSubscription(ctx: Ctx, args: { customer: Obj; paymentMethod: Obj; 
   return subscription;
 }
 
-function buildSubscriptionItem(ctx: Ctx, args: { subscription: string; price: Obj; quantity: number; period: { start: number; end: number }; created: number }): Obj {
+function buildSubscriptionItem(
+  ctx: Ctx,
+  args: { subscription: string; price: Obj; quantity: number; taxRates: Obj[]; period: { start: number; end: number }; created: number },
+): Obj {
   const item = fixture('subscription_item');
   Object.assign(item, {
     id: ctx.id('si'),
@@ -498,6 +742,8 @@ function buildSubscriptionItem(ctx: Ctx, args: { subscription: string; price: Ob
     price: structuredClone(args.price),
     plan: planOf(args.price, item.plan),
     quantity: args.quantity,
+    // Tax rates, like the price, are embedded whole.
+    tax_rates: args.taxRates.map((rate) => structuredClone(rate)),
     billing_thresholds: null,
     metadata: {},
   });
@@ -529,13 +775,39 @@ function planOf(price: Obj, template: Obj): Obj {
   };
 }
 
-function buildInvoice(ctx: Ctx, args: { customer: Obj; subscription: Obj; created: number }): Obj {
-  const { customer, subscription } = args;
+/** What an invoice line bills: a subscription item, or an invoice item of a one-off price. */
+type Billed = { price: Obj; quantity: number; subscription: string; taxRates: Obj[] } & ({ item: Obj } | { invoiceItem: Obj });
+/** A discount applied to an invoice, with the coupon it takes its percentage from. */
+type Applied = { discount: Obj; coupon: Obj };
+type LineTax = { rate: string; amount: number; taxable: number };
+
+/**
+ * A subscription's first invoice: a line per item and per invoice item, each with its share of
+ * the discount (percent off, the invoice's `discounts`) and the tax of its rates, added up.
+ */
+function buildInvoice(
+  ctx: Ctx,
+  args: { id: string; customer: Obj; subscription: Obj; invoiceItems: { invoiceItem: Obj; price: Obj }[]; applied: Applied | undefined; created: number },
+): Obj {
+  const { customer, subscription, applied, id } = args;
   const invoice = fixture('invoice');
-  const id = ctx.id('in');
-  const lineTemplate = invoice.lines.data[0];
-  const lines = subscription.items.data.map((item: Obj) => buildInvoiceLine(ctx, { template: lineTemplate, invoice: id, item }));
-  const total = lines.reduce((sum: number, line: Obj) => sum + line.amount, 0);
+  const template = invoice.lines.data[0];
+  const billed: Billed[] = [
+    ...subscription.items.data.map((item: Obj) => ({ item, price: item.price, quantity: item.quantity, subscription: subscription.id, taxRates: item.tax_rates })),
+    ...args.invoiceItems.map(({ invoiceItem, price }) => ({
+      invoiceItem, price, quantity: invoiceItem.quantity, subscription: subscription.id, taxRates: invoiceItem.tax_rates,
+    })),
+  ];
+  const built = billed.map((b) => buildInvoiceLine(ctx, { template, invoice: id, billed: b, applied }));
+  const lines = built.map((b) => b.line);
+  const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+  const subtotal = sum(lines.map((line) => line.amount));
+  const discounted = sum(lines.flatMap((line) => line.discount_amounts.map((d: Obj) => d.amount)));
+  const taxes = [...Map.groupBy(built.flatMap((b) => b.taxes), (x) => x.rate)].map(([rate, xs]) => ({
+    rate, amount: sum(xs.map((x) => x.amount)), taxable: sum(xs.map((x) => x.taxable)),
+  }));
+  const tax = sum(taxes.map((x) => x.amount));
+  const total = subtotal - discounted + tax;
   Object.assign(invoice, {
     id,
     created: args.created,
@@ -554,6 +826,7 @@ function buildInvoice(ctx: Ctx, args: { customer: Obj; subscription: Obj; create
     auto_advance: true,
     automatically_finalizes_at: null,
     billing_reason: 'subscription_create',
+    discounts: applied ? [applied.discount.id] : [],
     due_date: null,
     effective_at: null,
     ending_balance: null,
@@ -571,12 +844,13 @@ function buildInvoice(ctx: Ctx, args: { customer: Obj; subscription: Obj; create
     shipping_details: null,
     status: 'draft',
     status_transitions: { finalized_at: null, marked_uncollectible_at: null, paid_at: null, voided_at: null },
-    subtotal: total,
-    subtotal_excluding_tax: total,
+    subtotal,
+    subtotal_excluding_tax: subtotal,
     total,
-    total_excluding_tax: total,
-    total_pretax_credit_amounts: [],
-    total_taxes: [],
+    total_discount_amounts: applied ? [{ amount: discounted, discount: applied.discount.id }] : [],
+    total_excluding_tax: subtotal - discounted,
+    total_pretax_credit_amounts: applied ? [{ amount: discounted, credit_balance_transaction: null, discount: applied.discount.id, type: 'discount' }] : [],
+    total_taxes: taxes.map(basilTax),
     webhooks_delivered_at: null,
   });
   if (ctx.basil) {
@@ -596,70 +870,96 @@ function buildInvoice(ctx: Ctx, args: { customer: Obj; subscription: Obj; create
       charge: null,
       paid: false,
       paid_out_of_band: false,
-      total_tax_amounts: [],
+      tax,
+      total_tax_amounts: taxes.map(legacyTax),
     });
   }
   return invoice;
 }
 
-function buildInvoiceLine(ctx: Ctx, args: { template: Obj; invoice: string; item: Obj }): Obj {
-  const { item } = args;
-  const price = item.price;
-  const amount = price.unit_amount * item.quantity;
-  const period = ctx.basil
-    ? { start: item.current_period_start, end: item.current_period_end }
-    : { start: item.created, end: addInterval(item.created, price.recurring.interval) };
+const basilTax = (x: LineTax) => ({
+  amount: x.amount, tax_behavior: 'exclusive', tax_rate_details: { tax_rate: x.rate }, taxability_reason: 'standard_rated', taxable_amount: x.taxable, type: 'tax_rate_details',
+});
+const legacyTax = (x: LineTax) => ({ amount: x.amount, inclusive: false, tax_rate: x.rate, taxability_reason: 'standard_rated', taxable_amount: x.taxable });
+
+/** One invoice line, and its tax per rate (for the invoice's totals). */
+function buildInvoiceLine(ctx: Ctx, args: { template: Obj; invoice: string; billed: Billed; applied: Applied | undefined }): { line: Obj; taxes: LineTax[] } {
+  const { billed, applied } = args;
+  const { price, quantity } = billed;
+  const amount = price.unit_amount * quantity;
+  const discounted = applied ? Math.round((amount * applied.coupon.percent_off) / 100) : 0;
+  const taxes = billed.taxRates.map((rate) => ({ rate: rate.id, amount: Math.round(((amount - discounted) * rate.percentage) / 100), taxable: amount - discounted }));
+  const period =
+    'invoiceItem' in billed
+      ? { ...billed.invoiceItem.period }
+      : ctx.basil
+        ? { start: billed.item.current_period_start, end: billed.item.current_period_end }
+        : { start: billed.item.created, end: addInterval(billed.item.created, price.recurring.interval) };
   const common = {
     id: ctx.id('il'),
     object: 'line_item',
     amount,
     currency: price.currency,
-    description: `${item.quantity} × ${price.nickname} (at ${formatAmount(price.unit_amount)} / ${price.recurring.interval})`,
-    discount_amounts: [],
+    description:
+      'invoiceItem' in billed
+        ? billed.invoiceItem.description
+        : `${quantity} × ${price.nickname} (at ${formatAmount(price.unit_amount)} / ${price.recurring.interval})`,
+    discount_amounts: applied ? [{ amount: discounted, discount: applied.discount.id }] : [],
     discountable: true,
     discounts: [],
     invoice: args.invoice,
     livemode: false,
     metadata: {},
     period,
-    quantity: item.quantity,
-    subscription: item.subscription,
+    quantity,
+    subscription: billed.subscription,
   };
   if (ctx.basil) {
-    return {
+    const parent =
+      'invoiceItem' in billed
+        ? {
+            type: 'invoice_item_details',
+            invoice_item_details: { invoice_item: billed.invoiceItem.id, proration: false, proration_details: { credited_items: null }, subscription: billed.subscription },
+            subscription_item_details: null,
+          }
+        : {
+            type: 'subscription_item_details',
+            invoice_item_details: null,
+            subscription_item_details: {
+              invoice_item: null,
+              proration: false,
+              proration_details: { credited_items: null },
+              subscription: billed.subscription,
+              subscription_item: billed.item.id,
+            },
+          };
+    const line = {
       ...structuredClone(args.template),
       ...common,
-      parent: {
-        type: 'subscription_item_details',
-        invoice_item_details: null,
-        subscription_item_details: {
-          invoice_item: null,
-          proration: false,
-          proration_details: { credited_items: null },
-          subscription: item.subscription,
-          subscription_item: item.id,
-        },
-      },
+      parent,
       pricing: { type: 'price_details', price_details: { price: price.id, product: price.product }, unit_amount_decimal: price.unit_amount_decimal },
-      pretax_credit_amounts: [],
+      pretax_credit_amounts: applied ? [{ amount: discounted, credit_balance_transaction: null, discount: applied.discount.id, type: 'discount' }] : [],
       subtotal: amount,
-      taxes: [],
+      taxes: taxes.map(basilTax),
     };
+    return { line, taxes };
   }
-  return {
+  // Before basil a line embeds its whole price (and plan) and tax rates.
+  const line = {
     ...common,
     amount_excluding_tax: amount,
-    invoice_item: null,
-    plan: structuredClone(item.plan),
+    invoice_item: 'invoiceItem' in billed ? billed.invoiceItem.id : null,
+    plan: 'item' in billed ? structuredClone(billed.item.plan) : null,
     price: structuredClone(price),
     proration: false,
     proration_details: { credited_items: null },
-    subscription_item: item.id,
-    tax_amounts: [],
-    tax_rates: [],
-    type: 'subscription',
+    subscription_item: 'item' in billed ? billed.item.id : null,
+    tax_amounts: taxes.map(legacyTax),
+    tax_rates: billed.taxRates.map((rate) => structuredClone(rate)),
+    type: 'invoiceItem' in billed ? 'invoiceitem' : 'subscription',
     unit_amount_excluding_tax: price.unit_amount_decimal,
   };
+  return { line, taxes };
 }
 
 function finalizeInvoice(ctx: Ctx, invoice: Obj, args: { customer: Obj; paymentIntent: Obj; at: number }): void {
@@ -940,9 +1240,10 @@ function cancelSubscription(subscription: Obj, args: { at: number; reason: strin
   Object.assign(subscription.cancellation_details, { reason: args.reason, feedback: args.feedback });
 }
 
-// Two objects of types the fold ignores, so its tests see events it must skip.
-
-function buildInvoiceItem(ctx: Ctx, args: { customer: Obj; subscription: Obj; price: Obj; created: number }): Obj {
+function buildInvoiceItem(
+  ctx: Ctx,
+  args: { customer: Obj; subscription: Obj; price: Obj; invoice: string | null; taxRates: Obj[]; created: number },
+): Obj {
   const invoiceItem = fixture('invoiceitem');
   Object.assign(invoiceItem, {
     id: ctx.id('ii'),
@@ -950,11 +1251,13 @@ function buildInvoiceItem(ctx: Ctx, args: { customer: Obj; subscription: Obj; pr
     customer: args.customer.id,
     date: args.created,
     description: args.price.nickname,
-    invoice: null,
+    discountable: true,
+    invoice: args.invoice,
     net_amount: args.price.unit_amount,
     period: { start: args.created, end: args.created },
     quantity: 1,
     quantity_decimal: '1',
+    tax_rates: args.taxRates.map((rate) => structuredClone(rate)),
   });
   if (ctx.basil) {
     invoiceItem.parent = { type: 'subscription_details', subscription_details: { subscription: args.subscription.id } };
@@ -972,20 +1275,294 @@ function buildInvoiceItem(ctx: Ctx, args: { customer: Obj; subscription: Obj; pr
   return invoiceItem;
 }
 
-function buildDiscount(ctx: Ctx, args: { customer: Obj; created: number }): Obj {
+/** A coupon redeemed on a subscription through a promotion code. */
+function buildDiscount(ctx: Ctx, args: { customer: Obj; subscription: Obj; coupon: Obj; promotionCode: Obj; created: number }): Obj {
   const discount = fixture('discount');
-  Object.assign(discount, { id: ctx.id('di'), customer: args.customer.id, start: args.created, end: null });
-  // basil names the coupon by id under `source`; before, the whole coupon was embedded.
-  if (ctx.basil) discount.source = { coupon: 'WELCOME10', type: 'coupon' };
+  const months = args.coupon.duration_in_months;
+  Object.assign(discount, {
+    id: ctx.id('di'),
+    customer: args.customer.id,
+    subscription: args.subscription.id,
+    promotion_code: args.promotionCode.id,
+    start: args.created,
+    end: months ? addMonths(args.created, months) : null,
+  });
+  // Since clover the coupon is named by id under `source`; before, the whole coupon was embedded.
+  if (ctx.clover) discount.source = { coupon: args.coupon.id, type: 'coupon' };
   else {
     delete discount.source;
-    discount.coupon = {
-      id: 'WELCOME10', object: 'coupon', amount_off: null, created: args.created - 30 * DAY, currency: null, duration: 'once',
-      duration_in_months: null, livemode: false, max_redemptions: null, metadata: {}, name: 'Welcome 10%', percent_off: 10,
-      redeem_by: null, times_redeemed: 1, valid: true,
-    };
+    discount.coupon = structuredClone(args.coupon);
   }
   return discount;
+}
+
+function buildCoupon(ctx: Ctx, args: { name: string; code: string; percentOff: number; months: number | null; created: number }): Obj {
+  const coupon = fixture('coupon');
+  Object.assign(coupon, {
+    // Coupon ids are chosen by whoever creates them; the seed and a counter keep ours unique.
+    id: `${args.code}_${ctx.id('coupon')}`,
+    amount_off: null,
+    created: args.created,
+    currency: null,
+    duration: args.months ? 'repeating' : 'forever',
+    duration_in_months: args.months,
+    max_redemptions: null,
+    metadata: { campaign: args.code.toLowerCase() },
+    name: args.name,
+    percent_off: args.percentOff,
+    redeem_by: null,
+    times_redeemed: 0,
+    valid: true,
+  });
+  return coupon;
+}
+
+function buildPromotionCode(ctx: Ctx, args: { coupon: Obj; code: string; customer: Obj | null; created: number }): Obj {
+  const code = fixture('promotion_code');
+  Object.assign(code, {
+    id: ctx.id('promo'),
+    active: true,
+    code: args.code,
+    created: args.created,
+    customer: args.customer?.id ?? null,
+    expires_at: null,
+    max_redemptions: args.customer ? 1 : null,
+    metadata: {},
+    restrictions: { first_time_transaction: !args.customer, minimum_amount: null, minimum_amount_currency: null },
+  });
+  // Since clover the coupon is named by id under `promotion`; before, the whole coupon was embedded.
+  if (ctx.clover) code.promotion = { coupon: args.coupon.id, type: 'coupon' };
+  else {
+    delete code.promotion;
+    code.coupon = structuredClone(args.coupon);
+  }
+  return code;
+}
+
+function buildTaxRate(ctx: Ctx, args: { country: 'DE' | 'AT'; percentage: number; created: number }): Obj {
+  const rate = fixture('tax_rate');
+  Object.assign(rate, {
+    id: ctx.id('txr'),
+    active: true,
+    country: args.country,
+    created: args.created,
+    description: `VAT ${args.country === 'DE' ? 'Germany' : 'Austria'}`,
+    display_name: args.country === 'DE' ? 'MwSt.' : 'USt.',
+    effective_percentage: args.percentage,
+    flat_amount: null,
+    inclusive: false,
+    jurisdiction: args.country,
+    jurisdiction_level: 'country',
+    metadata: {},
+    percentage: args.percentage,
+    rate_type: 'percentage',
+    state: null,
+    tax_type: 'vat',
+  });
+  return rate;
+}
+
+function buildTaxId(ctx: Ctx, args: { customer: Obj; created: number }): Obj {
+  const taxId = fixture('tax_id');
+  Object.assign(taxId, {
+    id: ctx.id('txi'),
+    country: 'DE',
+    created: args.created,
+    customer: args.customer.id,
+    type: 'eu_vat',
+    value: `DE${ctx.random.chars(9, DIGITS)}`,
+    verification: { status: 'pending', verified_address: null, verified_name: null },
+  });
+  // owner came with tax ids of accounts (2024); older snapshots name only the customer.
+  if (ctx.basil) taxId.owner = { type: 'customer', customer: args.customer.id, customer_account: null };
+  else delete taxId.owner;
+  return taxId;
+}
+
+function buildSetupIntent(ctx: Ctx, args: { customer: Obj; created: number }): Obj {
+  const setupIntent = fixture('setup_intent');
+  const id = ctx.id('seti');
+  Object.assign(setupIntent, {
+    id,
+    automatic_payment_methods: null,
+    client_secret: `${id}_secret_${ctx.random.chars(32)}`,
+    created: args.created,
+    customer: args.customer.id,
+    last_setup_error: null,
+    next_action: null,
+    payment_method: null,
+    payment_method_configuration_details: null,
+    payment_method_options: { card: { mandate_options: null, network: null, request_three_d_secure: 'automatic' } },
+    status: 'requires_payment_method',
+  });
+  return setupIntent;
+}
+
+function buildQuote(ctx: Ctx, args: { customer: Obj; created: number }): Obj {
+  const quote = fixture('quote');
+  const totals = { amount_discount: 0, amount_shipping: 0, amount_tax: 0 };
+  Object.assign(quote, {
+    id: ctx.id('qt'),
+    amount_subtotal: 0,
+    amount_total: 0,
+    computed: { recurring: null, upfront: { amount_subtotal: 0, amount_total: 0, total_details: { ...totals } } },
+    created: args.created,
+    currency: 'eur',
+    customer: args.customer.id,
+    description: 'Annual plan as discussed on our call.',
+    expires_at: args.created + 30 * DAY,
+    from_quote: null,
+    invoice: null,
+    status: 'draft',
+    subscription: null,
+    subscription_schedule: null,
+    total_details: { ...totals },
+    transfer_data: null,
+  });
+  return quote;
+}
+
+function finalizeQuote(quote: Obj, args: { customer: Obj; at: number }): void {
+  Object.assign(quote, { status: 'open', number: `QT-${args.customer.invoice_prefix}-0001` });
+  quote.status_transitions.finalized_at = args.at;
+}
+
+/** Accepting a quote creates the subscription and its first invoice. */
+function acceptQuote(quote: Obj, args: { subscription: Obj; invoice: Obj; at: number }): void {
+  const { invoice } = args;
+  const interval = args.subscription.items.data[0].price.recurring.interval;
+  const totals = { amount_discount: 0, amount_shipping: 0, amount_tax: invoice.total - invoice.total_excluding_tax };
+  Object.assign(quote, {
+    status: 'accepted',
+    amount_subtotal: invoice.subtotal,
+    amount_total: invoice.total,
+    computed: {
+      recurring: { amount_subtotal: invoice.subtotal, amount_total: invoice.total, interval, interval_count: 1, total_details: { ...totals } },
+      upfront: { amount_subtotal: invoice.subtotal, amount_total: invoice.total, total_details: { ...totals } },
+    },
+    invoice: invoice.id,
+    subscription: args.subscription.id,
+    total_details: { ...totals },
+  });
+  quote.status_transitions.accepted_at = args.at;
+}
+
+/** A schedule made from a subscription: one phase, the current one, until the period ends. */
+function buildSubscriptionSchedule(ctx: Ctx, args: { subscription: Obj; created: number }): Obj {
+  const schedule = fixture('subscription_schedule');
+  const { subscription } = args;
+  const items = subscription.items.data;
+  const start = subscription.start_date;
+  const end = ctx.basil ? items[0].current_period_end : subscription.current_period_end;
+  const phase = {
+    ...structuredClone(schedule.phases[0]),
+    billing_thresholds: null,
+    currency: items[0].price.currency,
+    default_payment_method: null,
+    end_date: end,
+    items: items.map((item: Obj) => ({
+      billing_thresholds: null,
+      discounts: [],
+      metadata: {},
+      plan: item.price.id,
+      price: item.price.id,
+      quantity: item.quantity,
+      tax_rates: item.tax_rates.map((rate: Obj) => structuredClone(rate)),
+    })),
+    start_date: start,
+    transfer_data: null,
+  };
+  Object.assign(schedule, {
+    id: ctx.id('sub_sched'),
+    application: null,
+    canceled_at: null,
+    completed_at: null,
+    created: args.created,
+    current_phase: { start_date: start, end_date: end },
+    customer: subscription.customer,
+    end_behavior: 'release',
+    metadata: {},
+    phases: [phase],
+    released_at: null,
+    released_subscription: null,
+    status: 'active',
+    subscription: subscription.id,
+  });
+  schedule.default_settings.transfer_data = null;
+  return schedule;
+}
+
+function buildEarlyFraudWarning(ctx: Ctx, args: { charge: Obj; created: number }): Obj {
+  const warning = fixture('radar.early_fraud_warning');
+  Object.assign(warning, {
+    id: ctx.id('issfr'),
+    actionable: true,
+    charge: args.charge.id,
+    created: args.created,
+    fraud_type: ctx.random.pick(['made_with_stolen_card', 'unauthorized_use_of_card', 'misc']),
+    payment_intent: args.charge.payment_intent,
+  });
+  return warning;
+}
+
+function buildPayout(ctx: Ctx, args: { amount: number; created: number }): Obj {
+  const payout = fixture('payout');
+  Object.assign(payout, {
+    id: ctx.id('po'),
+    amount: args.amount,
+    arrival_date: args.created + 2 * DAY,
+    balance_transaction: ctx.id('txn'),
+    created: args.created,
+    currency: 'eur',
+    description: 'STRIPE PAYOUT',
+    destination: ctx.id('ba'),
+    reconciliation_status: 'not_applicable',
+    status: 'pending',
+    trace_id: { status: 'pending', value: null },
+  });
+  return payout;
+}
+
+function buildAccount(ctx: Ctx, args: { id: string; created: number }): Obj {
+  const account = fixture('account');
+  Object.assign(account, {
+    id: args.id,
+    business_type: 'company',
+    charges_enabled: false,
+    country: 'DE',
+    created: args.created,
+    default_currency: 'eur',
+    details_submitted: false,
+    email: `owner.${ctx.random.int(1, 999)}@studio.example`,
+    external_accounts: { data: [], has_more: false, object: 'list', url: `/v1/accounts/${args.id}/external_accounts` },
+    metadata: {},
+    payouts_enabled: false,
+    type: 'standard',
+  });
+  Object.assign(account.business_profile, { name: 'Studio Example GmbH', url: 'https://studio.example', mcc: '5734' });
+  return account;
+}
+
+function buildTransfer(ctx: Ctx, args: { destination: string; amount: number; created: number }): Obj {
+  const transfer = fixture('transfer');
+  const id = ctx.id('tr');
+  Object.assign(transfer, {
+    id,
+    amount: args.amount,
+    amount_reversed: 0,
+    balance_transaction: ctx.id('txn'),
+    created: args.created,
+    currency: 'eur',
+    description: 'Revenue share',
+    destination: args.destination,
+    destination_payment: ctx.id('py'),
+    metadata: {},
+    reversals: { data: [], has_more: false, object: 'list', total_count: 0, url: `/v1/transfers/${id}/reversals` },
+    reversed: false,
+    source_transaction: null,
+    transfer_group: null,
+  });
+  return transfer;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1053,6 +1630,7 @@ function createIds(seed: number, owner: number, random: Random): (prefix: string
   return (prefix) => {
     if (counter >= MAX_OWNER) throw new RangeError('too many ids for one owner');
     const core = base62(seed >>> 0, 6) + base62(owner, 3) + base62(counter++, 3);
+    if (prefix === 'coupon') return core;
     if (prefix === 'cus' || prefix === 'prod' || prefix === 'si' || prefix === 'req') return `${prefix}_${core}${random.chars(2)}`;
     if (prefix === 'cs') return `cs_${core}${random.chars(46)}`;
     // Charges and refunds made through payment intents start with 3 at Stripe, most others with 1.
@@ -1089,9 +1667,12 @@ function base62(n: number, width: number): string {
 }
 
 function addInterval(at: number, interval: 'month' | 'year'): number {
+  return interval === 'month' ? addMonths(at, 1) : addMonths(at, 12);
+}
+
+function addMonths(at: number, months: number): number {
   const date = new Date(at * 1000);
-  if (interval === 'month') date.setUTCMonth(date.getUTCMonth() + 1);
-  else date.setUTCFullYear(date.getUTCFullYear() + 1);
+  date.setUTCMonth(date.getUTCMonth() + months);
   return Math.floor(date.getTime() / 1000);
 }
 

@@ -7,6 +7,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import type postgres from 'postgres';
+import type { Config } from '../config.ts';
 import { HttpError } from '../errors.ts';
 import type { AppEnv } from '../http/app.ts';
 import type { Logger } from '../log.ts';
@@ -30,6 +31,8 @@ export type ConsoleDeps = {
   /** ADMIN_TOKEN; unset: the console is off. */
   token: string | undefined;
   log: Logger;
+  /** For the outbox's pages (URL checks, the rotation overlap). */
+  config: Config;
 };
 
 /** What the pages get. */

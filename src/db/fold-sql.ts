@@ -7,8 +7,10 @@
 //
 //   fold_write_<table>(w, data)    writes one planned row if its snapshot is the newest; sets or
 //                                  parks its links; for a new row, resolves the links waiting for it
-//   resolve_links_to_<table>(id)   sets every parked link that waited for that (new) parent row
+//   resolve_links_to_<table>(id, event)  sets every parked link that waited for that (new) parent row
 //   fold_write(w, data), resolve_links(table, id)   dispatch on the table name
+// Every change of a row (and only a change: never a stale or repeated snapshot) is handed, with the
+// row's version, data and links, to outbox_enqueue() (sql/functions/), in the same transaction.
 //
 // w, as db/fold.ts sends it: {"table", "id", "row": {column: value, ..., last_event_created,
 // last_event_rank, last_event_id}, "links": {column: parent id | null}, "many": {link table:
@@ -33,8 +35,19 @@ function objectResult(table: string, action: string, version: string, parked: st
                             'parked', ${parked}, 'resolved', ${resolved})`;
 }
 
+/** The row's link columns as one jsonb object, for the outbox message (`{}` when it has none). */
+function linksJson(spec: ObjectSpec): string {
+  if (spec.links.length === 0) return `'{}'::jsonb`;
+  return `jsonb_build_object(${spec.links.map((l) => `${literal(l.column)}, ${ident(l.column)}`).join(', ')})`;
+}
+
+/** Hands one row change to the outbox (sql/functions/outbox_enqueue.sql). */
+const enqueue = (spec: ObjectSpec, id: string, action: string, event: string) =>
+  `perform outbox_enqueue(${literal(spec.object)}, ${literal(spec.table)}, ${id}, ${action}, v_version, ${event}, v_data, v_links);`;
+
 function renderWriter(spec: ObjectSpec): RenderedFunction {
   const t = ident(spec.table);
+  const changed = `returning version, data, ${linksJson(spec)} into v_version, v_data, v_links`;
   const name = `fold_write_${t}`;
   const links = spec.links.map((l) => ({ column: ident(l.column), parent: ident(tableOf(l.parent)), v: `l_${ident(l.column)}` }));
   const many = spec.many.map((m) => ({
@@ -69,10 +82,13 @@ declare
   v_prev record;
   v_found boolean;
   v_version bigint;
+  v_data jsonb;
+  v_links jsonb;
   v_action text;
   v_parked jsonb := '[]';
-  v_resolved jsonb := '[]';${links.map((l) => `\n  ${l.v} text := w -> 'links' ->> ${literal(l.column)};`).join('')}${many
-    .map((m) => `\n  ${m.v} text[] := array(select jsonb_array_elements_text(coalesce(w -> 'many' -> ${literal(m.table)}, '[]')));\n  ${m.v}_linked text[] := '{}';`)
+  v_resolved jsonb := '[]';
+  v_pending boolean;${links.map((l) => `\n  ${l.v} text := w -> 'links' ->> ${literal(l.column)};\n  ${l.v}_ok boolean;`).join('')}${many
+    .map((m) => `\n  ${m.v}_linked text[] := '{}';\n  ${m.v}_missing text[] := '{}';`)
     .join('')}${many.length ? '\n  p text;' : ''}
 begin
   select last_event_created, last_event_rank, last_event_id, deleted into v_prev from ${t} where id = v_id;
@@ -82,8 +98,9 @@ begin
                       > (v_prev.last_event_created, v_prev.last_event_rank, v_prev.last_event_id collate "C")) then
     -- An older snapshot never overwrites; but a deletion, however late, marks the tombstone.
     if v_deleted and not v_prev.deleted then
-      update ${t} set deleted = true, version = version + 1, updated_at = now() where id = v_id returning version into v_version;
+      update ${t} set deleted = true, version = version + 1, updated_at = now() where id = v_id ${changed};
       v_action := 'deleted';
+      ${enqueue(spec, 'v_id', 'v_action', 'v_event')}
     elsif v_prev.last_event_id = v_event then
       v_action := 'unchanged';
     else
@@ -92,10 +109,14 @@ begin
     return ${objectResult(t, 'v_action', 'v_version', `'[]'::jsonb`, `'[]'::jsonb`)};
   end if;
 
-  -- This snapshot wins: set each link whose parent exists, park the others.${links
+  -- This snapshot wins: set each link whose parent exists, park the others. One statement asks
+  -- which parents exist and whether this row has parked links to forget (only this row's writer
+  -- parks them, under the row's lock held here): a statement costs more than its index probes.
+  select ${[...links.map((l) => `${l.v} is null or exists (select 1 from ${l.parent} where id = ${l.v})`), `v_found and exists (select 1 from pending_links where child_table = ${literal(t)} and child_id = v_id)`].join(',\n         ')}
+    into ${[...links.map((l) => `${l.v}_ok`), 'v_pending'].join(', ')};${links
     .map(
       (l) => `
-  if ${l.v} is not null and not exists (select 1 from ${l.parent} where id = ${l.v}) then
+  if not ${l.v}_ok then
     ${park(l.column, l.parent, l.v)}
     ${l.v} := null;
   end if;`,
@@ -103,19 +124,25 @@ begin
     .join('')}${many
     .map(
       (m) => `
-  foreach p in array ${m.v} loop
-    if exists (select 1 from ${m.parent} where id = p) then
-      ${m.v}_linked := ${m.v}_linked || p;
-    else
+  -- A set is read only when there is one (most writes have none), with its parents' existence.
+  if jsonb_array_length(coalesce(w -> 'many' -> ${literal(m.table)}, '[]')) > 0 then
+    select coalesce(array_agg(x order by x) filter (where e), '{}'), coalesce(array_agg(x order by x) filter (where not e), '{}')
+      into ${m.v}_linked, ${m.v}_missing
+      from (select x, exists (select 1 from ${m.parent} where id = x) as e
+              from jsonb_array_elements_text(w -> 'many' -> ${literal(m.table)}) x) s;
+    foreach p in array ${m.v}_missing loop
       ${park(m.table, m.parent, 'p')}
-    end if;
-  end loop;`,
+    end loop;
+  end if;`,
     )
     .join('')}
 
   -- Park before writing the row: a parent resolving this child in parallel then waits on the
-  -- pending_links row, never on a row lock held here, so the two cannot deadlock.
-  perform park_links(${literal(t)}, v_id, v_found, v_parked, v_event);
+  -- pending_links row, never on a row lock held here, so the two cannot deadlock. Most writes
+  -- have nothing to park and nothing to forget.
+  if v_parked <> '[]' or v_pending then
+    perform park_links(${literal(t)}, v_id, v_found, v_parked, v_event);
+  end if;
 
   if v_found then
     update ${t} set
@@ -124,25 +151,30 @@ begin
       version = version + 1,
       updated_at = now()
     where id = v_id
-    returning version into v_version;
+    ${changed};
     v_action := case when v_deleted and not v_prev.deleted then 'deleted' else 'updated' end;
   else
     insert into ${t} (id, ${written.map((c) => c.column).join(', ')}, deleted, version)
-    values (v_id, ${written.map((c) => c.value).join(', ')}, v_deleted, 1);
-    v_version := 1;
+    values (v_id, ${written.map((c) => c.value).join(', ')}, v_deleted, 1)
+    ${changed};
     v_action := 'created';
   end if;${many
     .map(
       (m) => `
-  delete from ${m.table} where ${m.child} = v_id and ${m.parentColumn} <> all (${m.v}_linked);
-  insert into ${m.table} (${m.child}, ${m.parentColumn}) select v_id, unnest(${m.v}_linked) on conflict do nothing;`,
+  if v_found then
+    delete from ${m.table} where ${m.child} = v_id and ${m.parentColumn} <> all (${m.v}_linked);
+  end if;
+  if cardinality(${m.v}_linked) > 0 then
+    insert into ${m.table} (${m.child}, ${m.parentColumn}) select v_id, unnest(${m.v}_linked) on conflict do nothing;
+  end if;`,
     )
-    .join('')}${
+    .join('')}
+  ${enqueue(spec, 'v_id', 'v_action', 'v_event')}${
     isParent(t)
       ? `
 
   if not v_found then
-    v_resolved := resolve_links_to_${t}(v_id);
+    v_resolved := resolve_links_to_${t}(v_id, v_event);
   end if;`
       : ''
   }
@@ -170,20 +202,24 @@ function renderResolver(table: string): RenderedFunction {
   const name = `resolve_links_to_${t}`;
   const arms = linksTo(t).map(({ child, column, many }) => {
     const c = ident(child.table);
+    const changed = `returning version, data, ${linksJson(child)} into v_version, v_data, v_links;
+        ${enqueue(child, 'r.child_id', `'updated'`, 'p_event')}`;
     if (column) {
       return `      when ${literal(`${c}.${column}`)} then
-        update ${c} set ${ident(column)} = p_id, version = version + 1, updated_at = now() where id = r.child_id returning version into v_version;`;
+        update ${c} set ${ident(column)} = p_id, version = version + 1, updated_at = now() where id = r.child_id ${changed}`;
     }
     const m = many!;
     return `      when ${literal(`${c}.${m.table}`)} then
         insert into ${ident(m.table)} (${ident(m.childColumn)}, ${ident(m.parentColumn)}) values (r.child_id, p_id) on conflict do nothing;
-        update ${c} set version = version + 1, updated_at = now() where id = r.child_id returning version into v_version;`;
+        update ${c} set version = version + 1, updated_at = now() where id = r.child_id ${changed}`;
   });
-  const sql = `create or replace function ${name}(p_id text) returns jsonb
+  const sql = `create or replace function ${name}(p_id text, p_event text default null) returns jsonb
 language plpgsql as $body$
 declare
   r record;
   v_version bigint;
+  v_data jsonb;
+  v_links jsonb;
   v_resolved jsonb := '[]';
 begin
   for r in
@@ -202,7 +238,7 @@ ${arms.join('\n')}
   return v_resolved;
 end
 $body$;
-comment on function ${name}(text) is ${literal(`Sets every parked link that waited for the ${t} row p_id (which must exist), and returns them. Rendered from the Stripe catalogue by src/db/fold-sql.ts.`)};`;
+comment on function ${name}(text, text) is ${literal(`Sets every parked link that waited for the ${t} row p_id (which must exist), and returns them; p_event is the event that brought the parent, for the outbox. Rendered from the Stripe catalogue by src/db/fold-sql.ts.`)};`;
   return { name, sql };
 }
 

@@ -34,8 +34,12 @@ export function parseEventLine(line: string): { event: NewEvent } | { error: str
   };
 }
 
-/** Stores a batch in one statement; returns how many were new (the rest were duplicates). */
-export async function insertEvents(sql: Sql, events: NewEvent[]): Promise<number> {
+/**
+ * Stores a batch in one statement; returns how many were new (the rest were duplicates).
+ * `recovered`: reconciliation found them in Stripe's Events API, not in a delivery; the new rows
+ * say so in recovered_at.
+ */
+export async function insertEvents(sql: Sql, events: NewEvent[], options: { recovered?: boolean } = {}): Promise<number> {
   if (events.length === 0) return 0;
   // One jsonb parameter for the whole batch; the body travels as text and is parsed by Postgres.
   const rows = events.map((e) => ({
@@ -53,8 +57,10 @@ export async function insertEvents(sql: Sql, events: NewEvent[]): Promise<number
       select * from jsonb_to_recordset(${sql.json(rows)}::jsonb)
         as t(source text, event_id text, type text, api_version text, account text, livemode boolean, created bigint, body text)
     ), inserted as (
-      insert into events (source, event_id, type, api_version, account, livemode, created, payload)
-      select source, event_id, type, api_version, account, livemode, to_timestamp(created), body::jsonb from input
+      insert into events (source, event_id, type, api_version, account, livemode, created, payload, recovered_at)
+      select source, event_id, type, api_version, account, livemode, to_timestamp(created), body::jsonb,
+             case when ${options.recovered === true} then now() end
+        from input
       on conflict (source, event_id) do nothing
       returning id
     )

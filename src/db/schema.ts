@@ -52,6 +52,8 @@ export interface EventsTable {
   object_id: ColumnType<string | null, never, never>;
   /** data.object.customer of the payload, likewise. */
   object_customer: ColumnType<string | null, never, never>;
+  /** Set when reconciliation stored it from Stripe's Events API (no webhook delivered it). */
+  recovered_at: Timestamp | null;
 }
 
 export interface Database {

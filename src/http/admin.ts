@@ -2,7 +2,7 @@
 // without it every route answers 401, and with ADMIN_TOKEN unset the API is off (404 saying so).
 // Parameters are validated by zod and a bad one answers 400 naming it. Queries live in db/event-lookup.ts and db/replay.ts.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import postgres from 'postgres';
 import { z } from 'zod';
 import { EVENT_REF_HELP, checkWindow, decodeCursor, filterFields, isEmptyFilter, parseEventRef, type EventRef } from '../db/event-filter.ts';
@@ -57,7 +57,8 @@ const replayBody = z
 
 const LIST_PARAMETERS = Object.keys(listQuery.shape).join(', ');
 
-function parse<T extends z.ZodType>(schema: T, input: unknown, known: string): z.infer<T> {
+/** Parses with zod; a failure is a 400 naming the parameter. Shared with the outbox's routes. */
+export function parse<T extends z.ZodType>(schema: T, input: unknown, known: string): z.infer<T> {
   const result = schema.safeParse(input);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
@@ -105,16 +106,21 @@ function eventRef(c: Context<AppEnv>): EventRef {
   return ref;
 }
 
+/** The bearer ADMIN_TOKEN check of every admin route (the outbox's too). */
+export function requireAdmin(token: string | undefined): MiddlewareHandler<AppEnv> {
+  return async (_c, next) => {
+    if (!token) throw new AdminDisabledError();
+    const offered = bearer(_c.req.header('authorization'));
+    if (!offered || !sameToken(offered, token)) throw new UnauthorizedError();
+    await next();
+  };
+}
+
 export function mountAdmin(app: Hono<AppEnv>, deps: AdminDeps): void {
   const admin = new Hono<AppEnv>();
   const batchSize = deps.replayBatchSize ?? 1000;
 
-  admin.use(async (c, next) => {
-    if (!deps.token) throw new AdminDisabledError();
-    const offered = bearer(c.req.header('authorization'));
-    if (!offered || !sameToken(offered, deps.token)) throw new UnauthorizedError();
-    await next();
-  });
+  admin.use(requireAdmin(deps.token));
 
   admin.get('/', async (c) => {
     const params = c.req.queries();

@@ -15,12 +15,15 @@ import type { Logger } from '../log.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { standardSource } from '../sources/standard.ts';
 import { stripeSource } from '../sources/stripe.ts';
+import { stripeThinSource } from '../sources/stripe-thin.ts';
 import type { Source } from '../sources/types.ts';
 import { mountConsole } from '../console/index.ts';
 import { mountAdmin } from './admin.ts';
+import { mountDeliveries } from './deliveries.ts';
 import { mountHealth } from './health.ts';
 import { createIngest, ingestListener, mountIngest, type Ingest } from './ingest.ts';
 import { mountOpenApi } from './openapi.ts';
+import { mountSubscriptions } from './subscriptions.ts';
 
 export type AppEnv = { Variables: { log: Logger; requestId: string } };
 
@@ -41,6 +44,7 @@ export type AppDeps = {
 export function createSources(config: Config): Map<string, Source> {
   const sources = new Map<string, Source>();
   sources.set('stripe', stripeSource(config.STRIPE_WEBHOOK_SECRET, config.STRIPE_SIGNATURE_TOLERANCE_S));
+  sources.set('stripe-thin', stripeThinSource(config.STRIPE_THIN_WEBHOOK_SECRET, config.STRIPE_SIGNATURE_TOLERANCE_S));
   for (const [name, secrets] of Object.entries(config.sources)) {
     sources.set(name, standardSource(name, secrets, config.STRIPE_SIGNATURE_TOLERANCE_S));
   }
@@ -106,7 +110,10 @@ export function createHttp(deps: AppDeps): Http {
     });
     mountIngest(app, ingest);
     mountAdmin(app, { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN });
-    mountConsole(app, { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN, log: deps.log });
+    const outbox = { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN, config: deps.config };
+    mountSubscriptions(app, outbox);
+    mountDeliveries(app, outbox);
+    mountConsole(app, { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN, log: deps.log, config: deps.config });
     mountOpenApi(app);
   }
   mountHealth(app, { sql: deps.sql, metrics, isStopping: deps.isStopping, isStarting: deps.isStarting });

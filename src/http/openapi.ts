@@ -48,6 +48,235 @@ const eventRef = {
 
 const nullable = (type: string, extra: object = {}) => ({ type: [type, 'null'], ...extra });
 
+// ---- The outbox's routes ------------------------------------------------------------------------
+
+const admin = [{ admin: [] }];
+const subscriptionId = { name: 'id', in: 'path', required: true, description: 'Subscription id (ep_...).', schema: { type: 'string' } };
+const body = (schema: object, example?: object) => ({ required: true, content: { 'application/json': { schema, ...(example ? { example } : {}) } } });
+const outboxErrors = { ...errors, 404: json(error, 'No such subscription or delivery, or the admin API is off (ADMIN_TOKEN unset).') };
+const windowStats = {
+  type: 'object',
+  properties: {
+    delivered: { type: 'integer' },
+    failed_attempts: { type: 'integer' },
+    dead: { type: 'integer' },
+    superseded: { type: 'integer' },
+    success_rate: nullable('number', { description: '2xx among attempts, 0 to 1.' }),
+    latency_p50_ms: nullable('number', { description: 'From the commit of the change to the 2xx.' }),
+    latency_p99_ms: nullable('number'),
+  },
+};
+const writable = {
+  url: { type: 'string', description: 'https URL (http only with OUTBOX_ALLOW_HTTP=true); it must resolve to public addresses unless OUTBOX_ALLOW_NETWORKS allows them.' },
+  description: { type: 'string' },
+  types: { type: 'array', items: { type: 'string' }, description: 'Message types: invoice.updated, a prefix pattern invoice.*, or *. Absent: every type.' },
+  headers: { type: 'object', additionalProperties: { type: 'string' }, description: 'Headers every delivery carries (e.g. the receiver\'s own Authorization). Never returned: only their names are.' },
+};
+const deliveryFilter = {
+  subscription: { type: 'string', description: 'Subscription id.' },
+  status: { type: 'string', description: 'PENDING, FAILED, DELIVERED, DEAD or SUPERSEDED; several comma-separated (an array in a body).' },
+  object_id: { type: 'string', description: 'The Stripe object (in_1Abc).' },
+  from: { type: 'string', description: 'created_at >= this (ISO-8601, a date, or an age such as 24h).' },
+  to: { type: 'string', description: 'created_at < this.' },
+};
+
+export const OUTBOX_PATHS = {
+  '/subscriptions': {
+    post: {
+      summary: 'Register a receiver of change messages; the answer carries its secret, shown this once.',
+      security: admin,
+      requestBody: body(
+        { type: 'object', additionalProperties: false, required: ['url'], properties: { ...writable, secret: { type: 'string', description: 'A whsec_ secret of your own; generated when absent.' } } },
+        { url: 'https://example.com/hooks', types: ['invoice.*', 'subscription.updated'] },
+      ),
+      responses: { 201: json({ $ref: '#/components/schemas/Subscription' }, 'Registered; `secret` is shown only here.'), ...outboxErrors },
+    },
+    get: {
+      summary: 'Every subscription not deleted, with its circuit.',
+      security: admin,
+      responses: { 200: json({ type: 'object', properties: { items: { type: 'array', items: { $ref: '#/components/schemas/Subscription' } } } }, 'The subscriptions.'), ...outboxErrors },
+    },
+  },
+  '/subscriptions/{id}': {
+    get: {
+      summary: 'One subscription with its circuit (state, latest transitions) and statistics.',
+      security: admin,
+      parameters: [subscriptionId],
+      responses: { 200: json({ $ref: '#/components/schemas/Subscription' }, 'The subscription.'), ...outboxErrors },
+    },
+    patch: {
+      summary: 'Change url, description, types, headers or enabled. enabled: true also closes its circuit.',
+      security: admin,
+      parameters: [subscriptionId],
+      requestBody: body({ type: 'object', additionalProperties: false, properties: { ...writable, enabled: { type: 'boolean' } } }, { enabled: true }),
+      responses: { 200: json({ $ref: '#/components/schemas/Subscription' }, 'Changed.'), ...outboxErrors },
+    },
+    delete: {
+      summary: 'Stop delivering to it for good; its deliveries and attempts are kept (waiting ones become DEAD).',
+      security: admin,
+      parameters: [subscriptionId],
+      responses: { 200: json({ type: 'object', properties: { id: { type: 'string' }, deleted: { const: true } } }, 'Deleted.'), ...outboxErrors },
+    },
+  },
+  '/subscriptions/{id}/rotate-secret': {
+    post: {
+      summary: 'A new secret (generated, or given); the old one keeps signing beside it for OUTBOX_ROTATION_OVERLAP.',
+      security: admin,
+      parameters: [subscriptionId],
+      requestBody: body({ type: 'object', additionalProperties: false, properties: { secret: { type: 'string' } } }, {}),
+      responses: {
+        200: json({ type: 'object', properties: { id: { type: 'string' }, secret: { type: 'string' }, previous_secret_expires_at: { type: 'string', format: 'date-time' } } }, 'The new secret, shown this once.'),
+        ...outboxErrors,
+      },
+    },
+  },
+  '/subscriptions/{id}/recover': {
+    post: {
+      summary: 'Send again every delivery of it that failed or died in [since, until) (by its last attempt).',
+      security: admin,
+      parameters: [subscriptionId],
+      requestBody: body({ type: 'object', additionalProperties: false, required: ['since'], properties: { since: { type: 'string' }, until: { type: 'string' } } }, { since: '24h' }),
+      responses: { 200: json({ type: 'object', properties: { id: { type: 'string' }, recovered: { type: 'integer' } } }, 'How many were re-queued.'), ...outboxErrors },
+    },
+  },
+  '/subscriptions/{id}/stats': {
+    get: {
+      summary: 'Statistics of one subscription over the last hour and day.',
+      security: admin,
+      parameters: [subscriptionId],
+      responses: { 200: json({ $ref: '#/components/schemas/OutboxStats' }, 'Statistics.'), ...outboxErrors },
+    },
+  },
+  '/stats': {
+    get: {
+      summary: 'Statistics of the whole outbox over the last hour and day.',
+      security: admin,
+      responses: { 200: json({ $ref: '#/components/schemas/OutboxStats' }, 'Statistics.'), ...outboxErrors },
+    },
+  },
+  '/deliveries': {
+    get: {
+      summary: 'Deliveries newest first, each with its attempts (keyset pages).',
+      security: admin,
+      parameters: [
+        ...Object.entries(deliveryFilter).map(([name, p]) => ({ name, in: 'query', required: false, description: p.description, schema: { type: 'string' } })),
+        { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+        { name: 'cursor', in: 'query', required: false, description: 'next_cursor of the previous page.', schema: { type: 'string' } },
+      ],
+      responses: {
+        200: json({ type: 'object', properties: { items: { type: 'array', items: { $ref: '#/components/schemas/Delivery' } }, next_cursor: nullable('string') } }, 'One page.'),
+        ...outboxErrors,
+      },
+    },
+  },
+  '/deliveries/{id}': {
+    get: {
+      summary: 'One delivery with its attempts and the message it carries.',
+      security: admin,
+      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+      responses: { 200: json({ $ref: '#/components/schemas/Delivery' }, 'The delivery.'), ...outboxErrors },
+    },
+  },
+  '/deliveries/replay': {
+    post: {
+      summary: 'The dead-letter queue\'s reprocessing: send DEAD (and FAILED) deliveries again, by ids or by filter.',
+      description: 'A delivery older than a version the subscriber already has is superseded instead of sent: versions never go backwards.',
+      security: admin,
+      requestBody: body(
+        {
+          oneOf: [
+            { type: 'object', additionalProperties: false, required: ['ids'], properties: { ids: { type: 'array', items: { type: 'string' } }, dry_run: { type: 'boolean' } } },
+            { type: 'object', additionalProperties: false, properties: { ...deliveryFilter, limit: { type: 'integer' }, dry_run: { type: 'boolean' } } },
+          ],
+        },
+        { status: 'DEAD', from: '24h', dry_run: true },
+      ),
+      responses: {
+        200: json({ type: 'object', properties: { dry_run: { type: 'boolean' }, matched: { type: 'integer' }, replayed: { type: 'integer' }, ids: { type: 'array', items: { type: 'string' } } } }, 'What was re-queued.'),
+        ...outboxErrors,
+      },
+    },
+  },
+  '/dlqs': {
+    get: {
+      summary: 'The dead-letter queue, newest first, by offset (an alias in the shape of our users\' API).',
+      security: admin,
+      parameters: [
+        { name: 'skip', in: 'query', required: false, schema: { type: 'integer', minimum: 0, default: 0 } },
+        { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+      ],
+      responses: { 200: json({ type: 'object', properties: { dlqs: { type: 'array', items: { $ref: '#/components/schemas/Delivery' } } } }, 'DEAD deliveries.'), ...outboxErrors },
+    },
+    post: {
+      summary: 'Send these dead deliveries again (an alias of POST /deliveries/replay {"ids": [...]}).',
+      security: admin,
+      requestBody: body({ type: 'object', additionalProperties: false, required: ['dlqs'], properties: { dlqs: { type: 'array', items: { type: 'string' } } } }, { dlqs: ['123', '124'] }),
+      responses: { 200: json({ type: 'object', properties: { replayed: { type: 'integer' }, ids: { type: 'array', items: { type: 'string' } } } }, 'Re-queued.'), ...outboxErrors },
+    },
+  },
+};
+
+const OUTBOX_SCHEMAS = {
+  Subscription: {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      url: { type: 'string' },
+      description: nullable('string'),
+      types: nullable('array', { items: { type: 'string' } }),
+      header_names: { type: 'array', items: { type: 'string' } },
+      enabled: { type: 'boolean' },
+      disabled_reason: nullable('string', { description: 'by_request, gone (410), failing_too_long, deleted.' }),
+      circuit: {
+        type: 'object',
+        properties: {
+          state: { type: 'string', enum: ['closed', 'open', 'half_open', 'disabled'] },
+          consecutive_failures: { type: 'integer' },
+          failing_since: nullable('string', { format: 'date-time' }),
+          next_probe_at: nullable('string', { format: 'date-time' }),
+          transitions: { type: 'array', items: { type: 'object', properties: { at: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' } } } },
+        },
+      },
+      stats: { $ref: '#/components/schemas/OutboxStats' },
+      secret: { type: 'string', description: 'Only when created.' },
+    },
+  },
+  OutboxStats: {
+    type: 'object',
+    properties: { pending: { type: 'integer' }, oldest_pending_age_s: nullable('number'), last_hour: windowStats, last_day: windowStats },
+  },
+  Delivery: {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      message_id: { type: 'string', description: 'The webhook-id.' },
+      subscription_id: { type: 'string' },
+      type: { type: 'string' },
+      object: { type: 'string' },
+      object_id: { type: 'string' },
+      version: { type: 'integer' },
+      previous_version: nullable('integer'),
+      status: { type: 'string', enum: ['PENDING', 'FAILED', 'DELIVERED', 'DEAD', 'SUPERSEDED'] },
+      attempt_count: { type: 'integer' },
+      attempts: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            attempt: { type: 'integer' },
+            attempted_at: { type: 'string', format: 'date-time' },
+            duration_ms: { type: 'integer' },
+            status_code: nullable('integer'),
+            outcome: { type: 'string' },
+            error: nullable('string'),
+            response_body: nullable('string', { description: 'The first 1 KB of the answer.' }),
+          },
+        },
+      },
+    },
+  },
+};
+
 export const OPENAPI = {
   openapi: '3.1.0',
   info: {
@@ -59,6 +288,7 @@ export const OPENAPI = {
   components: {
     securitySchemes: { admin: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' } },
     schemas: {
+      ...OUTBOX_SCHEMAS,
       Error: {
         type: 'object',
         required: ['error'],
@@ -215,6 +445,7 @@ export const OPENAPI = {
         },
       },
     },
+    ...OUTBOX_PATHS,
     '/healthz': { get: { summary: 'The process is alive.', responses: { 200: json({ type: 'object' }, 'ok') } } },
     '/readyz': {
       get: {

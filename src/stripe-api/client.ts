@@ -32,7 +32,12 @@ export type Retrieved =
 
 export type Page = { data: StripeObject[]; hasMore: boolean; fetchedAt: Date };
 
-export type RequestOptions = { account?: string };
+export type RequestOptions = {
+  /** A connected account (acct_...): sent as Stripe-Account. */
+  account?: string;
+  /** A thin event's `context`: sent as Stripe-Context instead, as the stripe package does. Not with `account`. */
+  context?: string;
+};
 
 /** List parameters: scalars, a hash like created[gte], or an array like types[]. */
 export type ListParams = Record<string, string | number | boolean | string[] | Record<string, string | number> | undefined>;
@@ -49,6 +54,8 @@ export type StripeApi = {
    */
   listEvents: (options: { since: Date; until?: Date; types?: string[]; account?: string }) => AsyncGenerator<Page>;
   limiter: RateLimiter;
+  /** The Stripe-Version every answer is rendered in. */
+  apiVersion: string;
 };
 
 export type StripeApiErrorKind = 'rate_limited' | 'server' | 'timeout' | 'connection' | 'auth' | 'invalid_request';
@@ -124,11 +131,14 @@ export function createStripeApi(options: StripeApiOptions): StripeApi {
     ...(options.apiVersion ? { apiVersion: options.apiVersion as Stripe.LatestApiVersion } : {}),
   });
 
-  const get = async (path: string, query: string, account: string | undefined): Promise<unknown> => {
+  const get = async (path: string, query: string, scope: RequestOptions): Promise<unknown> => {
     const url = query ? `${path}?${query}` : path;
+    const account = scope.account ?? scope.context;
+    if (scope.account && scope.context) throw new TypeError('a request goes to an account or a context, not both');
+    const headers = scope.account ? { stripeAccount: scope.account } : scope.context ? { stripeContext: scope.context } : undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await stripe.rawRequest('GET', url, undefined, account ? { stripeAccount: account } : undefined);
+        return await stripe.rawRequest('GET', url, undefined, headers);
       } catch (error) {
         // The package never retries a 429 that lacks Stripe-Should-Retry: true; retry it here. The
         // limiter is paused for its Retry-After by now, so this attempt waits that long for its token.
@@ -146,11 +156,11 @@ export function createStripeApi(options: StripeApiOptions): StripeApi {
     if (typeof id !== 'string' || id === '') throw new TypeError(`retrieve needs an object id, got ${JSON.stringify(id)}`);
     const url = `/v1/${path}/${encodeURIComponent(id)}`;
     try {
-      const object = (await get(url, '', requestOptions.account)) as StripeObject;
+      const object = (await get(url, '', requestOptions)) as StripeObject;
       return { found: true, object, deleted: object.deleted === true, fetchedAt: new Date() };
     } catch (error) {
       if (error instanceof StripeApiError && error.status === 404 && error.cause instanceof Stripe.errors.StripeError && error.cause.code === 'resource_missing') {
-        log.info({ path: url, account: requestOptions.account }, 'stripe api: no such object');
+        log.info({ path: url, account: requestOptions.account ?? requestOptions.context }, 'stripe api: no such object');
         return { found: false, reason: error.cause.message, fetchedAt: new Date() };
       }
       throw error;
@@ -163,7 +173,7 @@ export function createStripeApi(options: StripeApiOptions): StripeApi {
     let cursor = params.starting_after;
     for (;;) {
       const query = encodeQuery({ limit: PAGE_SIZE, ...params, starting_after: cursor });
-      const body = (await get(`/v1/${path}`, query, requestOptions.account)) as { data?: StripeObject[]; has_more?: boolean };
+      const body = (await get(`/v1/${path}`, query, requestOptions)) as { data?: StripeObject[]; has_more?: boolean };
       if (!Array.isArray(body.data)) throw new StripeApiError(`GET /v1/${path} did not answer a list`, { kind: 'invalid_request', retryable: false, path: `/v1/${path}`, account: requestOptions.account });
       const page: Page = { data: body.data, hasMore: body.has_more === true, fetchedAt: new Date() };
       yield page;
@@ -182,7 +192,7 @@ export function createStripeApi(options: StripeApiOptions): StripeApi {
     return list('events', { created, ...(types?.length ? { types } : {}) }, { account });
   };
 
-  return { retrieve, list, listEvents, limiter };
+  return { retrieve, list, listEvents, limiter, apiVersion: options.apiVersion ?? Stripe.API_VERSION };
 }
 
 function parseApiBase(apiBase: string): { host: string; port: number; protocol: 'http' | 'https' } {

@@ -29,11 +29,18 @@ export type ManyLinkSpec = { table: string; childColumn: string; parentColumn: s
 
 /**
  * Children a snapshot carries whole and that are the only source of their rows (a subscription's
- * items, an invoice's lines): each element of the list at `path` becomes a row, with `inject`
- * naming its parent. A path, not a getter: the fold reads each child's snapshot from the stored
- * event at that path instead of receiving a second copy.
+ * items, an invoice's lines): each element of the list at `path` with an id becomes a row, with
+ * `inject` naming its parent, and `keep`, when set, deciding which elements are rows at all. A
+ * path, not a getter: the fold reads each child's snapshot from the stored event at that path
+ * instead of receiving a second copy. An embedded child needs no `created` (invoice lines have
+ * none), unlike an expanded parent.
  */
-export type EmbedSpec = { object: string; path: string[]; inject: (parent: StripeObject) => StripeObject };
+export type EmbedSpec = {
+  object: string;
+  path: string[];
+  inject: (parent: StripeObject) => StripeObject;
+  keep?: (item: StripeObject) => boolean;
+};
 
 export type ObjectSpec = {
   /** Stripe's `object` name, e.g. `invoice`, `checkout.session`. */
@@ -124,6 +131,8 @@ const text = (get: Getter): ColumnSpec => ({ type: 'text', get });
 const ref = (get: Getter): ColumnSpec => ({ type: 'text', get: (o) => refId(get(o)) });
 const time = (name: string): ColumnSpec => ({ type: 'timestamptz', get: (o) => unixTime(o[name]) });
 const link = (column: string, parent: string, get: Getter): LinkSpec => ({ column, parent, ref: get });
+const decimal = (name: string): ColumnSpec => ({ type: 'numeric', get: (o) => (typeof o[name] === 'number' ? o[name] : null) });
+const flag = (name: string): ColumnSpec => ({ type: 'boolean', get: (o) => (typeof o[name] === 'boolean' ? o[name] : null) });
 
 const spec = (s: Omit<ObjectSpec, 'columns' | 'links' | 'many' | 'embeds' | 'rank'> & Partial<ObjectSpec>): ObjectSpec => ({
   columns: {},
@@ -188,6 +197,8 @@ const OBJECTS: ObjectSpec[] = [
     prefixes: ['si_'],
     apiPath: 'subscription_items',
     links: [link('subscription_id', 'subscription', field('subscription')), link('price_id', 'price', field('price'))],
+    // Stripe sends an item's tax rates as whole objects: they become tax_rates rows too.
+    many: [{ table: 'subscription_item_tax_rates', childColumn: 'subscription_item_id', parentColumn: 'tax_rate_id', parent: 'tax_rate', refs: field('tax_rates') }],
     columns: { current_period_start: time('current_period_start'), current_period_end: time('current_period_end') },
   }),
   spec({
@@ -200,9 +211,58 @@ const OBJECTS: ObjectSpec[] = [
       // Since API 2025-03-31 the subscription moved under parent.subscription_details.
       link('subscription_id', 'subscription', either(path('parent', 'subscription_details', 'subscription'), field('subscription'))),
     ],
+    // Discount ids (di_...), or whole discounts when expanded.
+    many: [{ table: 'invoice_discounts', childColumn: 'invoice_id', parentColumn: 'discount_id', parent: 'discount', refs: field('discounts') }],
     columns: { number: text(field('number')) },
     amount: field('amount_due'),
     rank: { draft: 1, open: 2, paid: 3, void: 3, uncollectible: 3 },
+    // An invoice snapshot carries its lines (the first page of them: Stripe embeds up to ten).
+    // Before API 2019-12-03 a line's id was its subscription's, subscription item's or invoice
+    // item's (sub_, si_, sli_, ii_...), the same on every invoice that billed it: as rows they would
+    // jump from invoice to invoice. Only lines with their own il_ ids are folded.
+    embeds: [
+      {
+        object: 'line_item',
+        path: ['lines', 'data'],
+        inject: (i) => ({ invoice: i.id }),
+        keep: (line) => typeof line.id === 'string' && line.id.startsWith('il_'),
+      },
+    ],
+  }),
+  spec({
+    object: 'line_item',
+    table: 'invoice_line_items',
+    prefixes: ['il_'],
+    // Listed under its invoice (/v1/invoices/:id/lines): no retrieve endpoint of its own.
+    links: [
+      link('invoice_id', 'invoice', field('invoice')),
+      // Since API 2025-03-31 under parent.subscription_item_details or parent.invoice_item_details.
+      link(
+        'subscription_id',
+        'subscription',
+        either(
+          path('parent', 'subscription_item_details', 'subscription'),
+          path('parent', 'invoice_item_details', 'subscription'),
+          field('subscription'),
+        ),
+      ),
+      link('price_id', 'price', either(path('pricing', 'price_details', 'price'), field('price'))),
+    ],
+    amount: field('amount'),
+  }),
+  spec({
+    object: 'invoiceitem',
+    table: 'invoiceitems',
+    prefixes: ['ii_'],
+    apiPath: 'invoiceitems',
+    links: [
+      link('customer_id', 'customer', field('customer')),
+      link('invoice_id', 'invoice', field('invoice')),
+      // Since API 2025-03-31 under parent.subscription_details and pricing.price_details.
+      link('subscription_id', 'subscription', either(path('parent', 'subscription_details', 'subscription'), field('subscription'))),
+      link('price_id', 'price', either(path('pricing', 'price_details', 'price'), field('price'))),
+    ],
+    amount: field('amount'),
   }),
   spec({
     object: 'payment_intent',
@@ -295,6 +355,133 @@ const OBJECTS: ObjectSpec[] = [
     rank: { open: 1, complete: 2, expired: 2 },
   }),
   spec({
+    object: 'setup_intent',
+    table: 'setup_intents',
+    prefixes: ['seti_'],
+    apiPath: 'setup_intents',
+    links: [link('customer_id', 'customer', field('customer')), link('payment_method_id', 'payment_method', field('payment_method'))],
+    rank: { requires_payment_method: 1, requires_confirmation: 1, requires_action: 1, processing: 2, succeeded: 3, canceled: 3 },
+  }),
+  spec({
+    object: 'subscription_schedule',
+    table: 'subscription_schedules',
+    prefixes: ['sub_sched_'],
+    apiPath: 'subscription_schedules',
+    // A released schedule names no subscription any more (released_subscription keeps the id).
+    links: [link('customer_id', 'customer', field('customer')), link('subscription_id', 'subscription', field('subscription'))],
+    rank: { not_started: 1, active: 2, completed: 3, released: 3, canceled: 3 },
+  }),
+  spec({
+    object: 'plan',
+    table: 'plans',
+    // A plan shares its id with its price (price_...), or has one its creator chose: the price_
+    // prefix stays the price's, and a plan is known by its object field or its plan.* event.
+    prefixes: ['plan_'],
+    apiPath: 'plans',
+    links: [link('product_id', 'product', field('product'))],
+    amount: field('amount'),
+  }),
+  spec({
+    object: 'coupon',
+    table: 'coupons',
+    // Coupon ids are whatever their creator chose (WELCOME10): no prefix.
+    prefixes: [],
+    apiPath: 'coupons',
+    columns: { name: text(field('name')), percent_off: decimal('percent_off') },
+    amount: field('amount_off'),
+  }),
+  spec({
+    object: 'promotion_code',
+    table: 'promotion_codes',
+    prefixes: ['promo_'],
+    apiPath: 'promotion_codes',
+    links: [
+      // Since API 2025-09-30 the coupon's id is under promotion.coupon; before, the whole coupon was
+      // at coupon (so it becomes a coupons row too).
+      link('coupon_id', 'coupon', either(path('promotion', 'coupon'), field('coupon'))),
+      link('customer_id', 'customer', field('customer')),
+    ],
+    columns: { code: text(field('code')) },
+  }),
+  spec({
+    object: 'discount',
+    table: 'discounts',
+    prefixes: ['di_'],
+    // Discounts have no retrieve endpoint; they arrive as customer.discount.* events.
+    links: [
+      link('customer_id', 'customer', field('customer')),
+      link('subscription_id', 'subscription', field('subscription')),
+      // Since API 2025-09-30 the coupon's id is under source.coupon; before, the whole coupon at coupon.
+      link('coupon_id', 'coupon', either(path('source', 'coupon'), field('coupon'))),
+      link('promotion_code_id', 'promotion_code', field('promotion_code')),
+    ],
+  }),
+  spec({
+    object: 'tax_rate',
+    table: 'tax_rates',
+    prefixes: ['txr_'],
+    apiPath: 'tax_rates',
+    columns: { percentage: decimal('percentage') },
+  }),
+  spec({
+    object: 'tax_id',
+    table: 'tax_ids',
+    prefixes: ['txi_'],
+    apiPath: 'tax_ids',
+    // owner.customer since tax ids may belong to an account too (2024); customer before.
+    links: [link('customer_id', 'customer', either(path('owner', 'customer'), field('customer')))],
+  }),
+  spec({
+    object: 'quote',
+    table: 'quotes',
+    prefixes: ['qt_'],
+    apiPath: 'quotes',
+    links: [
+      link('customer_id', 'customer', field('customer')),
+      link('subscription_id', 'subscription', field('subscription')),
+      link('invoice_id', 'invoice', field('invoice')),
+    ],
+    amount: field('amount_total'),
+    rank: { draft: 1, open: 2, accepted: 3, canceled: 3 },
+  }),
+  spec({
+    object: 'payout',
+    table: 'payouts',
+    prefixes: ['po_'],
+    apiPath: 'payouts',
+    columns: { arrival_date: time('arrival_date') },
+    amount: field('amount'),
+    rank: { pending: 1, in_transit: 2, paid: 3, failed: 3, canceled: 3 },
+  }),
+  spec({
+    object: 'radar.early_fraud_warning',
+    table: 'early_fraud_warnings',
+    prefixes: ['issfr_'],
+    apiPath: 'radar/early_fraud_warnings',
+    links: [link('charge_id', 'charge', field('charge')), link('payment_intent_id', 'payment_intent', field('payment_intent'))],
+    columns: { fraud_type: text(field('fraud_type')) },
+    // No status: a warning stops being actionable once the charge is refunded or disputed.
+    extraRank: (o) => (o.actionable === false ? 1 : 0),
+  }),
+  spec({
+    object: 'account',
+    table: 'accounts',
+    prefixes: ['acct_'],
+    apiPath: 'accounts',
+    columns: { charges_enabled: flag('charges_enabled'), payouts_enabled: flag('payouts_enabled') },
+  }),
+  spec({
+    object: 'transfer',
+    table: 'transfers',
+    prefixes: ['tr_'],
+    apiPath: 'transfers',
+    // Named for what it is: `account` is every row's Connect account, the one the event came from.
+    links: [link('destination_account_id', 'account', field('destination'))],
+    amount: field('amount'),
+    // No status: a reversal is a later state.
+    extraRank: (o) => (o.reversed === true ? 2 : typeof o.amount_reversed === 'number' && o.amount_reversed > 0 ? 1 : 0),
+  }),
+  spec({
     object: 'credit_note',
     table: 'credit_notes',
     prefixes: ['cn_'],
@@ -365,6 +552,8 @@ export function objectOfId(id: string): string | undefined {
  */
 const TYPE_FAMILIES: Record<string, string> = {
   'customer.subscription': 'subscription',
+  'customer.discount': 'discount',
+  'customer.tax_id': 'tax_id',
   'charge.dispute': 'dispute',
   'charge.refund': 'refund',
 };

@@ -204,7 +204,7 @@ function planObject(
     const child = SPECS.get(embed.object)!;
     items.forEach((item: unknown, i) => {
       if (item === null || typeof item !== 'object' || (item as StripeObject).object !== embed.object) return;
-      if (!usableId((item as StripeObject).id)) return;
+      if (!usableId((item as StripeObject).id) || (embed.keep && !embed.keep(item as StripeObject))) return;
       const view = { ...embed.inject(o), ...(item as StripeObject) };
       planObject(child, item as StripeObject, view, [...at, ...embed.path, String(i)], origin, false, writes, depth + 1);
     });

@@ -21,8 +21,8 @@ export type ClaimLoopOptions = FoldOptions & {
 
 export type ClaimLoops = { stop(): Promise<void> };
 
-/** Wakes sleeping loops: one per notification, or all of them (stop). */
-class Doorbell {
+/** Wakes sleeping loops: one per notification, or all of them (stop). The relay uses one too. */
+export class Doorbell {
   #sleepers: (() => void)[] = [];
   /** A ring nobody was asleep to hear: the next loop to finish a batch claims again at once. */
   #missed = false;

@@ -4,9 +4,11 @@
 // `inTransaction` hook, before the commit. foldBatch does a few events per transaction, each in its
 // own subtransaction; an event that fails there is folded again alone by foldEvent, whose failure
 // is recorded as a retry with backoff, or as FAILED. foldSnapshot folds an object read from
-// Stripe's API through the same transaction.
+// Stripe's API through the same transaction. Events that need the API before they can fold (thin
+// events) are handed off, never folded by the claim loops themselves.
 import type postgres from 'postgres';
 import { failAttempt, type ClaimedEvent } from '../db/events.ts';
+import { API_SOURCE } from '../db/stripe-api.ts';
 import { applyFoldItem, applyFoldItems, relaxCommit, type FoldItem, type FoldResult, type ItemOutcome } from '../db/fold.ts';
 import type { Logger } from '../log.ts';
 import type { FoldOutcome } from '../metrics.ts';
@@ -22,6 +24,12 @@ export type FoldOptions = {
    * order of the items): whatever must commit together with the fold, or not at all.
    */
   inTransaction?: (tx: postgres.TransactionSql, outcomes: ItemOutcome[]) => Promise<void>;
+  /**
+   * Takes the claimed events that must read Stripe's API before they fold (thin events carry no
+   * snapshot): `wants` picks them, `take` must return at once (the claim loop moves on) and settle
+   * each event itself. Without it, such events are IGNORED like any event of an unknown source.
+   */
+  handOff?: { wants: (event: ClaimedEvent) => boolean; take: (event: ClaimedEvent) => void };
 };
 
 // Deadlocks and serialization failures are the database asking us to try again now.
@@ -63,7 +71,8 @@ const eventLog = (log: Logger, event: ClaimedEvent) =>
 
 /** The plan for one event, or null when it is malformed: then it is FAILED, never retried. */
 async function planOrFail(sql: postgres.Sql, event: ClaimedEvent, elog: Logger): Promise<FoldPlan | null> {
-  if (event.source !== 'stripe') return { kind: 'ignore', reason: `events from ${event.source} are stored, not folded` };
+  // stripe-api rows are snapshots read from Stripe's API, stored as events: a replay folds them again.
+  if (event.source !== 'stripe' && event.source !== API_SOURCE) return { kind: 'ignore', reason: `events from ${event.source} are stored, not folded` };
   try {
     return planEvent(event.payload);
   } catch (err) {
@@ -132,6 +141,11 @@ export async function foldBatch(
   const items: FoldItem[] = [];
   const at: number[] = [];
   for (const [i, event] of events.entries()) {
+    if (options.handOff?.wants(event)) {
+      options.handOff.take(event);
+      done[i] = { outcome: 'deferred', ms: 0 };
+      continue;
+    }
     const plan = await planOrFail(sql, event, eventLog(log, event));
     if (plan === null) done[i] = { outcome: 'failed', ms: 0 };
     else {
@@ -165,6 +179,10 @@ export async function foldBatch(
 
 /** Folds one claimed event in a transaction of its own, waiting for its locks; records a failure as a retry or FAILED. */
 export async function foldEvent(sql: postgres.Sql, event: ClaimedEvent, options: FoldOptions, log: Logger): Promise<FoldOutcome> {
+  if (options.handOff?.wants(event)) {
+    options.handOff.take(event);
+    return 'deferred';
+  }
   const elog = eventLog(log, event);
   const plan = await planOrFail(sql, event, elog);
   if (plan === null) return 'failed';

@@ -33,8 +33,13 @@ export type Sweep = { name: string; cron: string; run: () => Promise<unknown> };
 
 export type Sweeper = { boss: PgBoss; stop(): Promise<void> };
 
-/** Starts pg-boss (once per process) and registers each sweep as a schedule with a worker. */
-export async function startSweeps(deps: { databaseUrl: string; sweeps: Sweep[]; log: Logger }): Promise<Sweeper> {
+/**
+ * Starts pg-boss (once per process) and registers each sweep as a schedule with a worker. The
+ * `retired` schedules are removed if a run before this one created them (reconcile-events once
+ * STRIPE_API_KEY is unset): pg-boss keeps schedules in the database, and one no process works
+ * would pile up jobs.
+ */
+export async function startSweeps(deps: { databaseUrl: string; sweeps: Sweep[]; retired?: string[]; log: Logger }): Promise<Sweeper> {
   const { log } = deps;
   const boss = new PgBoss({
     connectionString: deps.databaseUrl,
@@ -53,6 +58,11 @@ export async function startSweeps(deps: { databaseUrl: string; sweeps: Sweep[]; 
       const result = await sweep.run();
       log.debug({ sweep: sweep.name, result, ms: Math.round(performance.now() - started) }, 'sweep done');
     });
+  }
+  for (const name of deps.retired ?? []) {
+    if ((await boss.getSchedules(name)).length === 0) continue;
+    await boss.unschedule(name);
+    log.info({ sweep: name }, 'pg-boss schedule removed: this configuration does not run it');
   }
   log.info({ sweeps: deps.sweeps.map((s) => `${s.name} (${s.cron})`) }, 'pg-boss schedules started');
   return {

@@ -441,6 +441,8 @@ function list(collection: string, type: string, query: Query, s: Scope): unknown
   if (isEvents) rows = rows.filter(eventTypeFilter(query.get('type'), query.get('types')));
   for (const [name, value] of query) {
     if (!EQUALITY_FILTERS.has(name) && !(name === 'type' && !isEvents)) continue;
+    // status=all asks for every status (Stripe lists subscriptions without canceled ones otherwise).
+    if (name === 'status' && value === 'all') continue;
     rows = rows.filter((o) => {
       const field = o.object[name];
       const id = field && typeof field === 'object' ? (field as { id?: unknown }).id : field;

@@ -69,7 +69,7 @@ export async function graphSnapshot(sql: postgres.Sql): Promise<Graph> {
   for (const { table, order } of LINK_TABLES) out[table] = [...(await sql.unsafe(`select * from ${table} order by ${order}`))];
   out.pending_links = (
     await sql`select child_table, child_id, link_column, parent_table, parent_id from pending_links
-              order by child_table, child_id, link_column`
+              order by child_table, child_id, link_column, parent_id`
   ).map((r) => ({ ...r }));
   return out;
 }
