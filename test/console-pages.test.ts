@@ -38,11 +38,11 @@ t.test('overview: failures and since when, the backlog, pending links, and the c
   t.match(body, new RegExp(`Pending links ${pending!.n} oldest waits`));
   const received = stream.length - stream.filter((e) => e.data.object.object === 'customer' && e.data.object.id === missing).length + 1;
   t.match(body, new RegExp(`received: ${received.toLocaleString('en-US')} in all`), 'the hour counts every delivery received');
-  t.equal([...html.matchAll(/data-chart="/g)].length, 3, 'three charts for the hour');
+  t.equal([...html.matchAll(/data-chart="/g)].length, 4, 'four charts for the hour');
   // The day is read in the background, and shown once it has been.
   let day = '';
   await waitFor(async () => (day = (await page('/console')).html).includes('Last 24 hours') && /day-received/.test(day), { what: "the day's charts" });
-  t.equal([...day.matchAll(/data-chart="/g)].length, 6, 'and three for the day');
+  t.equal([...day.matchAll(/data-chart="/g)].length, 8, 'and four for the day');
   t.match(text(day), /Processed \d+ counted/, 'the finished events, counted in the background too');
   const spec = JSON.parse(/data-chart="([^"]+)"/.exec(html)![1]!.replaceAll('&quot;', '"'));
   t.equal(spec.x.length, 60, 'one point a minute over the hour');

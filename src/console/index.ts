@@ -17,9 +17,11 @@ import { BASE, notice, page, type View } from './layout.ts';
 import { mountEvent } from './pages/event.ts';
 import { mountEvents } from './pages/events.ts';
 import { mountObject } from './pages/object.ts';
+import { mountDeliveries } from './pages/deliveries.ts';
 import { mountOrphans } from './pages/orphans.ts';
 import { mountOverview } from './pages/overview.ts';
 import { signInPage } from './pages/signin.ts';
+import { mountSubscriptions } from './pages/subscriptions.ts';
 import { createSessions, SESSION_COOKIE, SESSION_SECONDS, type Session, type Sessions } from './session.ts';
 
 export type ConsoleEnv = AppEnv & { Variables: { session: Session; view: View } };
@@ -36,7 +38,7 @@ export type ConsoleDeps = {
 };
 
 /** What the pages get. */
-export type PageDeps = { sql: postgres.Sql; log: Logger };
+export type PageDeps = { sql: postgres.Sql; log: Logger; config: Config };
 
 // No inline script or style anywhere: scripts and styles come from /console/assets only. uPlot
 // draws on a canvas and sizes its elements through the CSSOM, which style-src does not govern.
@@ -95,7 +97,7 @@ export function mountConsole(app: Hono<AppEnv>, deps: ConsoleDeps): void {
     return;
   }
   const sessions = createSessions(deps.token);
-  const pageDeps: PageDeps = { sql: deps.sql, log: deps.log };
+  const pageDeps: PageDeps = { sql: deps.sql, log: deps.log, config: deps.config };
 
   // Pages carry operators' data: never cached, never from a shared cache.
   console_.use(async (c, next) => {
@@ -162,6 +164,8 @@ export function mountConsole(app: Hono<AppEnv>, deps: ConsoleDeps): void {
   mountEvent(console_, pageDeps);
   mountObject(console_, pageDeps);
   mountOrphans(console_, pageDeps);
+  mountSubscriptions(console_, pageDeps);
+  mountDeliveries(console_, pageDeps);
 
   console_.all('*', (c) => errorPage(c, 404, 'No such page in the console.'));
   console_.onError((err, c) => {

@@ -16,6 +16,8 @@ const NAV: { section: Section; label: string; href: string }[] = [
   { section: 'events', label: 'Events', href: `${BASE}/events` },
   { section: 'failed', label: 'Failed', href: `${BASE}/events?status=FAILED` },
   { section: 'orphans', label: 'Orphans', href: `${BASE}/orphans` },
+  { section: 'subscriptions', label: 'Subscriptions', href: `${BASE}/subscriptions` },
+  { section: 'deliveries', label: 'Deliveries', href: `${BASE}/deliveries` },
 ];
 
 // htmx reads its settings from this tag. No eval and no inline styles (the CSP forbids both), and

@@ -340,3 +340,39 @@ export async function listOrphans(db: Sql, limit: number, offset: number): Promi
      limit ${limit} offset ${offset}`;
   return { total: count!.n, items };
 }
+// ---- The outbox on the overview -------------------------------------------------------------------
+
+export type FailingSubscriptions = { failing: number; total: number; since: Date | null };
+
+/**
+ * Subscriptions whose deliveries are not getting through: an open or half-open circuit, or
+ * disabled by their receiver (410 Gone) or for failing too long. Deleted ones do not count.
+ */
+export async function failingSubscriptions(db: Sql): Promise<FailingSubscriptions> {
+  const [row] = await db<FailingSubscriptions[]>`
+    select count(*) filter (where circuit_state in ('open', 'half_open')
+                              or (not enabled and disabled_reason in ('gone', 'failing_too_long')))::int as failing,
+           count(*)::int as total,
+           min((breaker ->> 'failingSince')::float8) filter (where circuit_state <> 'closed') as since_ms
+      from outbox_subscriptions where deleted_at is null`;
+  const r = row as unknown as FailingSubscriptions & { since_ms: number | null };
+  return { failing: r.failing, total: r.total, since: r.since_ms === null ? null : new Date(r.since_ms) };
+}
+
+export type SentSeries = { minutes: number[]; sent: number[]; failed: number[] };
+
+/** Delivery attempts per minute over the last `minutes`, and those that failed (delivery_attempts_attempted_at_idx). */
+export async function sentSeries(db: Sql, minutes: number): Promise<SentSeries> {
+  const back = minutes - 1;
+  const rows = await db<{ minute: number; sent: number; failed: number }[]>`
+    select extract(epoch from m)::int as minute, coalesce(a.sent, 0) as sent, coalesce(a.failed, 0) as failed
+      from generate_series(date_trunc('minute', now()) - make_interval(mins => ${back}), date_trunc('minute', now()), interval '1 minute') m
+      left join (
+        select date_trunc('minute', attempted_at) as minute, count(*)::int as sent,
+               count(*) filter (where outcome <> 'success')::int as failed
+          from delivery_attempts where attempted_at >= date_trunc('minute', now()) - make_interval(mins => ${back})
+         group by 1
+      ) a on a.minute = m
+     order by m`;
+  return { minutes: rows.map((r) => r.minute), sent: rows.map((r) => r.sent), failed: rows.map((r) => r.failed) };
+}

@@ -2,7 +2,7 @@
 // workers, what waits for a parent; and per-minute charts of deliveries received, events folded and
 // the backlog over the last hour and day. It updates itself every 15 s (htmx; without JavaScript
 // it reloads), and shows the same numbers as text for readers without JavaScript.
-import { minuteSeries, overview, totals, type MinuteSeries } from '../../db/console.ts';
+import { failingSubscriptions, minuteSeries, overview, sentSeries, totals, type MinuteSeries, type SentSeries } from '../../db/console.ts';
 import { query } from '../../http/admin.ts';
 import type { Logger } from '../../log.ts';
 import { html, render, type Node } from '../html.ts';
@@ -35,7 +35,7 @@ function chart(id: string, title: string, minutes: number[], series: (Series & {
 }
 
 /** `shown` is what the chart draws, `raw` the minutes its numbers are counted from. */
-function charts(prefix: string, shown: MinuteSeries, raw: MinuteSeries, note: string): Node {
+function charts(prefix: string, shown: MinuteSeries, raw: MinuteSeries, note: string, sent: { shown: SentSeries; raw: SentSeries }): Node {
   return html`<div class="charts">
     ${chart(`${prefix}-received`, `Deliveries received per minute${note}`, shown.minutes, [{ label: 'received', values: shown.received, raw: raw.received }], 'per minute')}
     ${chart(`${prefix}-folded`, `Events folded per minute${note}`, shown.minutes, [
@@ -43,6 +43,10 @@ function charts(prefix: string, shown: MinuteSeries, raw: MinuteSeries, note: st
       { label: 'failed', values: shown.failed, raw: raw.failed, kind: 'bad' },
     ], 'per minute')}
     ${chart(`${prefix}-backlog`, 'Backlog (events waiting to be folded)', shown.minutes, [{ label: 'backlog', values: shown.backlog, raw: raw.backlog, kind: 'warn' }], 'events')}
+    ${chart(`${prefix}-sent`, `Deliveries sent to subscribers per minute${note}`, sent.shown.minutes, [
+      { label: 'sent', values: sent.shown.sent, raw: sent.raw.sent },
+      { label: 'failed', values: sent.shown.failed, raw: sent.raw.failed, kind: 'bad' },
+    ], 'per minute')}
   </div>`;
 }
 
@@ -59,6 +63,17 @@ function buckets(s: MinuteSeries, size: number): MinuteSeries {
     out.folded.push(mean(s.folded, i));
     out.failed.push(mean(s.failed, i));
     out.backlog.push(s.backlog[Math.min(i + size, s.minutes.length) - 1]!);
+  }
+  return out;
+}
+
+function sentBuckets(s: SentSeries, size: number): SentSeries {
+  const out: SentSeries = { minutes: [], sent: [], failed: [] };
+  const mean = (values: number[], from: number) => Math.round((values.slice(from, from + size).reduce((a, b) => a + b, 0) / size) * 10) / 10;
+  for (let i = s.minutes.length % size; i < s.minutes.length; i += size) {
+    out.minutes.push(s.minutes[i]!);
+    out.sent.push(mean(s.sent, i));
+    out.failed.push(mean(s.failed, i));
   }
   return out;
 }
@@ -95,7 +110,10 @@ export function mountOverview(app: ConsoleApp, deps: PageDeps): void {
   const finished = inBackground(() => totals(deps.sql), TOTALS_EVERY_MS, deps.log, 'the finished events');
   // The day's backlog is worked back from the backlog when the day was read.
   const lastDay = inBackground(
-    async () => minuteSeries(deps.sql, 24 * 60, (await overview(deps.sql)).received),
+    async () => ({
+      folded: await minuteSeries(deps.sql, 24 * 60, (await overview(deps.sql)).received),
+      sent: await sentSeries(deps.sql, 24 * 60),
+    }),
     DAY_EVERY_MS,
     deps.log,
     "the day's minutes",
@@ -103,7 +121,9 @@ export function mountOverview(app: ConsoleApp, deps: PageDeps): void {
 
   app.get('/', async (c) => {
     const o = await query(() => overview(deps.sql));
-    const hour = await query(() => minuteSeries(deps.sql, 60, o.received));
+    const [hour, sentHour, subs] = await query(() =>
+      Promise.all([minuteSeries(deps.sql, 60, o.received), sentSeries(deps.sql, 60), failingSubscriptions(deps.sql)]),
+    );
     const t = finished()?.value;
     const day = lastDay();
     const failedHref = `${BASE}/events?status=FAILED`;
@@ -124,15 +144,22 @@ export function mountOverview(app: ConsoleApp, deps: PageDeps): void {
             href: `${BASE}/orphans`,
             kind: o.oldest_pending_link && o.now.getTime() - o.oldest_pending_link.getTime() > 3_600_000 ? 'warn' : undefined,
           })}
+          ${card('Failing subscriptions', count(subs.failing), subs.total === 0 ? 'no subscription' : subs.failing > 0 && subs.since ? `of ${count(subs.total)}, failing since ${ageSince(subs.since, o.now)} ago` : `of ${count(subs.total)}`, {
+            href: `${BASE}/subscriptions`,
+            kind: subs.failing > 0 ? 'bad' : undefined,
+          })}
           ${card('Processed', t ? count(t.processed) : '…', t ? `counted ${ageSince(t.counted_at, o.now)} ago` : 'being counted')}
           ${card('Ignored', t ? count(t.ignored) : '…', 'types not folded')}
         </ul>
         <h2>Last hour</h2>
-        ${charts('hour', hour, hour, '')}
+        ${charts('hour', hour, hour, '', { shown: sentHour, raw: sentHour })}
         <h2>Last 24 hours</h2>
         ${day
           ? html`<p class="muted">As of ${time(day.at)}; read again at most every ${DAY_EVERY_MS / 1000} s.</p>
-              ${charts('day', buckets(day.value, 10), day.value, ' (mean of each 10 minutes)')}`
+              ${charts('day', buckets(day.value.folded, 10), day.value.folded, ' (mean of each 10 minutes)', {
+                shown: sentBuckets(day.value.sent, 10),
+                raw: day.value.sent,
+              })}`
           : html`<p class="muted">Being read; shown at the next update.</p>`}
       </div>`;
     return c.html(render(page(c.get('view'), { title: 'Overview', section: 'overview', body, charts: true, refreshSeconds: 60 })));

@@ -1,0 +1,123 @@
+// The console's outbox pages through app.request() against a real database: a subscription
+// created from the form (its secret shown once, the admin API's URL checks), edited, disabled,
+// its secret rotated and its failures recovered; deliveries folded from a real stream, the
+// dead-letter queue with attempt details, and bulk replay behind a confirmation; the overview's
+// failing subscriptions. Every POST carries the session's CSRF token.
+import t from 'tap';
+import { buildStream } from '../scripts/lib/stream.ts';
+import { createTestDatabase } from './helpers/db.ts';
+import { drain, storeEvents, type Ev } from './helpers/fold.ts';
+import { consoleApp, csrfToken, form, getPage, signIn } from './helpers/console.ts';
+
+const db = await createTestDatabase(t);
+const sql = db.sql;
+const app = consoleApp(sql, { OUTBOX_ALLOW_NETWORKS: '127.0.0.0/8', OUTBOX_ALLOW_HTTP: 'true' });
+const cookie = await signIn(app);
+const csrf = await csrfToken(app, cookie);
+const page = (path: string) => getPage(app, cookie, path);
+const post = (path: string, fields: Record<string, string | string[]>) => app.request(path, form({ csrf, ...fields }, { cookie }));
+const text = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
+
+let id = '';
+
+t.test('create a subscription from the form: checked like the API, its secret shown once', async (t) => {
+  const refused = await post('/console/subscriptions', { url: 'http://169.254.169.254/latest', types: 'invoice.*' });
+  t.equal(refused.status, 400, 'a private address is refused');
+  t.match(text(await refused.text()), /url: /);
+  const badType = await post('/console/subscriptions', { url: 'http://127.0.0.1:9/hooks', types: 'Invoice Paid!' });
+  t.equal(badType.status, 400);
+  t.match(text(await badType.text()), /types: expected a message type/);
+  t.same(await sql`select id from outbox_subscriptions`, [], 'nothing stored');
+
+  const res = await post('/console/subscriptions', { url: 'http://127.0.0.1:9/hooks', description: 'billing', types: 'customer.*, invoice.*' });
+  t.equal(res.status, 201);
+  const html = await res.text();
+  const secret = /<code class="mono">(whsec_[^<]+)<\/code>/.exec(html)?.[1];
+  const [row] = await sql<{ id: string; secret: string; types: string[] }[]>`select id, secret, types from outbox_subscriptions`;
+  t.equal(secret, row!.secret, 'the secret, shown once');
+  t.same(row!.types, ['customer.*', 'invoice.*']);
+  id = row!.id;
+  const list = await page('/console/subscriptions');
+  t.match(text(list.html), new RegExp(`${id} billing http://127.0.0.1:9/hooks customer\\.\\*, invoice\\.\\* closed`));
+  t.notOk(list.html.includes(row!.secret), 'never again');
+  t.notOk((await page(`/console/subscriptions/${id}`)).html.includes(row!.secret));
+});
+
+t.test('edit, disable, rotate the secret, recover', async (t) => {
+  const saved = await post(`/console/subscriptions/${id}`, { url: 'http://127.0.0.1:9/hooks', description: 'billing v2', types: 'customer.*' });
+  t.equal(saved.status, 200);
+  t.match(text(await saved.text()), /Saved\. .*disabled/, 'saved; the enabled box was not ticked, so it is disabled');
+  let [row] = await sql`select description, types, enabled, disabled_reason, circuit_state, secret from outbox_subscriptions where id = ${id}`;
+  t.match(row, { description: 'billing v2', types: ['customer.*'], enabled: false, disabled_reason: 'by_request' });
+  await post(`/console/subscriptions/${id}`, { url: 'http://127.0.0.1:9/hooks', description: 'billing v2', types: 'customer.*', enabled: 'on' });
+  [row] = await sql`select enabled, secret from outbox_subscriptions where id = ${id}`;
+  t.equal(row!.enabled, true, 'enabled again');
+
+  const before = row!.secret as string;
+  const rotated = await post(`/console/subscriptions/${id}/rotate-secret`, {});
+  const shown = /<code class="mono">(whsec_[^<]+)<\/code>/.exec(await rotated.text())?.[1];
+  const [after] = await sql`select secret, previous_secret from outbox_subscriptions where id = ${id}`;
+  t.equal(shown, after!.secret, 'the new secret, shown once');
+  t.equal(after!.previous_secret, before, 'the old one still signs during the overlap');
+
+  const bad = await post(`/console/subscriptions/${id}/recover`, { since: 'yesterday' });
+  t.equal(bad.status, 400);
+  t.match(text(await bad.text()), /since: expected an ISO-8601 time/);
+  const ok = await post(`/console/subscriptions/${id}/recover`, { since: '24h' });
+  t.match(text(await ok.text()), /0 deliveries will be sent again/);
+  t.equal((await page('/console/subscriptions/ep_000000000000000000000000')).status, 404);
+  t.equal((await page('/console/subscriptions/nope')).status, 400);
+});
+
+t.test('deliveries and the dead-letter queue: attempts shown, bulk replay behind a confirmation', async (t) => {
+  await storeEvents(sql, buildStream({ seed: 12, customers: 2 }) as unknown as Ev[]);
+  await drain(sql); // no relay: the deliveries wait
+  const deliveries = await sql<{ id: string }[]>`select id::text from deliveries where subscription_id = ${id} order by id`;
+  t.ok(deliveries.length >= 2, `${deliveries.length} deliveries of customer changes`);
+  const [dead, dead2] = deliveries;
+  for (const d of [dead!, dead2!]) {
+    await sql`update deliveries set status = 'DEAD', attempts = 2, finished_at = now(), last_attempt_at = now(), last_status = 500, last_error = 'answered 500' where id = ${d.id}`;
+    await sql`insert into delivery_attempts (delivery_id, attempt, attempted_at, duration_ms, status_code, outcome, error, response_body)
+              values (${d.id}, 1, now(), 41, 500, 'http', 'answered 500', '<h1>oops</h1>'), (${d.id}, 2, now(), 35, 500, 'http', 'answered 500', 'oops')`;
+  }
+
+  const dlq = await page('/console/deliveries?status=DEAD');
+  t.equal(dlq.status, 200);
+  t.match(text(dlq.html), /Dead letters/);
+  t.equal([...dlq.html.matchAll(/name="ids" value="(\d+)"/g)].length, 2, 'both can be ticked');
+
+  const one = await page(`/console/deliveries/${dead!.id}`);
+  t.match(text(one.html), /HTTP 500 answered 500 &lt;h1&gt;oops&lt;\/h1&gt;/, 'every attempt, the response body escaped');
+
+  // Tick one: the confirmation counts, then the confirmed POST sends it again.
+  const confirm = await post('/console/deliveries/replay', { ids: [dead!.id] });
+  t.match(text(await confirm.text()), /Send 1 deliveries again\?/);
+  t.equal((await sql`select status from deliveries where id = ${dead!.id}`)[0]!.status, 'DEAD', 'nothing changed yet');
+  const sent = await post('/console/deliveries/replay', { ids: [dead!.id], confirmed: '1' });
+  t.equal(sent.status, 303);
+  t.equal((await sql`select status from deliveries where id = ${dead!.id}`)[0]!.status, 'PENDING');
+  t.equal((await sql`select status from deliveries where id = ${dead2!.id}`)[0]!.status, 'DEAD', 'only the ticked one');
+
+  // All a filter matches.
+  const all = await page(`/console/deliveries/replay?status=DEAD&subscription=${id}`);
+  t.match(text(all.html), /Send 1 deliveries again\?/);
+  await post('/console/deliveries/replay', { status: 'DEAD', subscription: id, confirmed: '1' });
+  t.equal((await sql`select status from deliveries where id = ${dead2!.id}`)[0]!.status, 'PENDING');
+  t.equal((await page('/console/deliveries?status=NOPE')).status, 400);
+
+  const noToken = await app.request('/console/deliveries/replay', form({ ids: [dead!.id], confirmed: '1' }, { cookie }));
+  t.equal(noToken.status, 403, 'CSRF token required here too');
+});
+
+t.test('the overview: failing subscriptions, and deliveries sent per minute', async (t) => {
+  await sql`update outbox_subscriptions set circuit_state = 'open',
+              breaker = jsonb_set(breaker, '{failingSince}', to_jsonb((extract(epoch from now() - interval '2 hours') * 1000)::bigint))
+             where id = ${id}`;
+  const { html } = await page('/console');
+  t.match(text(html), /Failing subscriptions 1 of 1, failing since 2 h/);
+  const [attempts] = await sql`select count(*)::int as n from delivery_attempts where attempted_at > now() - interval '1 hour'`;
+  t.ok(attempts!.n >= 4);
+  t.match(text(html), new RegExp(`sent: ${attempts!.n} in all`), 'every attempt of the last hour');
+  const list = await page('/console/subscriptions');
+  t.match(list.html, /status bad">open</, 'its circuit, on the list');
+});
