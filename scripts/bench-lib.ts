@@ -2,6 +2,7 @@
 // and a table. The service process and signed deliveries come from lib/service.ts and lib/deliver.ts.
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
@@ -15,8 +16,14 @@ export async function benchDatabase(): Promise<{ url: string; label: string; pos
   if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, label: 'DATABASE_URL', stop: async () => {} };
   const dir = path.join(tmpdir(), `webhook-inbox-bench-${randomBytes(4).toString('hex')}`);
   const embedded: Embedded = await startEmbeddedPostgres({ dir, port: await freePort(), database: 'webhook_inbox_bench' });
-  const postmasterPid = Number(readFileSync(path.join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-  return { url: embedded.url, label: 'embedded Postgres (fsync on)', postmasterPid, stop: embedded.stop };
+  // embedded.dir: where the data really is (as root it may have moved to where postgres can reach).
+  const postmasterPid = Number(readFileSync(path.join(embedded.dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const stop = async () => {
+    await embedded.stop();
+    // Each run's cluster is a few hundred MB; left behind, a day of runs filled 22 GB of /tmp.
+    await rm(embedded.dir, { recursive: true, force: true });
+  };
+  return { url: embedded.url, label: 'embedded Postgres (fsync on)', postmasterPid, stop };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -86,13 +86,17 @@ t.test('a stream whose parents never arrive converges, through fetches, to the g
   t.equal(api!.n, parents.length);
 });
 
+// Stripe's example invoice embeds a line whose links are placeholders ('subscription'): these
+// invoices have none, so the only parent missing is the customer.
+const noLines = (invoice: string) => ({ object: 'list', data: [], has_more: false, url: `/v1/invoices/${invoice}/lines` });
+
 t.test('a parent Stripe does not have: the links are marked unresolvable with the reason, and block nothing', async (t) => {
   const f = await fake(t);
   await resetGraph(sql);
   const at = now() - 3600;
   await storeEvents(sql, [
-    event('evt_pf_inv1', 'invoice.created', at, { ...fixtureObject('invoice', { id: 'in_pf_1', customer: 'cus_pf_gone', created: at }), parent: null, subscription: null }),
-    event('evt_pf_inv2', 'invoice.created', at, { ...fixtureObject('invoice', { id: 'in_pf_2', customer: 'cus_pf_gone', created: at }), parent: null, subscription: null }),
+    event('evt_pf_inv1', 'invoice.created', at, { ...fixtureObject('invoice', { id: 'in_pf_1', customer: 'cus_pf_gone', created: at }), parent: null, subscription: null, lines: noLines('in_pf_1') }),
+    event('evt_pf_inv2', 'invoice.created', at, { ...fixtureObject('invoice', { id: 'in_pf_2', customer: 'cus_pf_gone', created: at }), parent: null, subscription: null, lines: noLines('in_pf_2') }),
   ]);
   await drain(sql);
   const api = testApi(f);

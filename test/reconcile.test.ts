@@ -26,14 +26,15 @@ async function fake(t: { teardown: (fn: () => unknown) => void }): Promise<FakeS
   return f;
 }
 
-// The streams span up to 12 days; every run here looks back this far.
-const LOOKBACK = 20 * DAY;
+// Every run here looks back as far as Stripe keeps events; recentStream checks its stream fits.
+const LOOKBACK = 30 * DAY;
 
 /** A stream whose last event was an hour ago, every event listed by the fake's Events API. */
 function recentStream(f: FakeStripe, seed: number, account?: string): StripeEvent[] {
   const probe = buildStream({ seed, customers: 4, start: 0 });
   const start = Math.floor(Date.now() / 1000) - 3600 - probe.at(-1)!.created;
   const stream = buildStream({ seed, customers: 4, start, account });
+  if (stream[0]!.created < Date.now() / 1000 - LOOKBACK + 3600) throw new Error(`seed ${seed}: the stream starts before the lookback; pick another seed`);
   for (const e of stream) f.addEvent(e as any);
   return stream;
 }
@@ -96,10 +97,13 @@ t.test('a connected account is listed with its Stripe-Account, and its events sa
   // Listed with Stripe-Account, some events lack `account`; a Connect delivery would carry it.
   for (const e of stream.slice(0, 5)) f.addEvent({ ...(e as any), account: undefined }, { account: 'acct_rec_1' });
   const reports = await reconcileEvents({ sql, api: testApi(f), log: testLog(), lookbackSeconds: LOOKBACK, accounts: ['acct_rec_1'] });
-  t.same(reports.map((r) => [r.scope, r.missing]), [['platform', 0], ['acct_rec_1', stream.length]]);
+  // The platform's transfers to the account are the platform's own events (no `account`).
+  const platform = stream.filter((e) => !e.account);
+  t.ok(platform.length > 0 && platform.length < stream.length);
+  t.same(reports.map((r) => [r.scope, r.missing]), [['platform', platform.length], ['acct_rec_1', stream.length - platform.length]]);
   t.same([...new Set(f.requests.map((r) => r.account ?? 'platform'))], ['platform', 'acct_rec_1']);
-  const accounts = await sql`select distinct account, payload ->> 'account' as in_payload from events`;
-  t.same([...accounts], [{ account: 'acct_rec_1', in_payload: 'acct_rec_1' }]);
+  const accounts = await sql`select distinct account, payload ->> 'account' as in_payload from events order by account nulls first`;
+  t.same([...accounts], [{ account: null, in_payload: null }, { account: 'acct_rec_1', in_payload: 'acct_rec_1' }]);
   t.same([...(await sql`select scope from reconcile_cursors order by scope`)].map((r) => r.scope), ['acct_rec_1', 'platform'], 'a cursor per scope');
 });
 
@@ -134,7 +138,7 @@ t.test('the schedule counts what it recovers; /metrics shows the last success an
   await resetGraph(sql);
   await sql`truncate reconcile_cursors`;
   const stream = recentStream(f, 46);
-  const config = loadConfig({ STRIPE_API_KEY: TEST_KEY, STRIPE_API_BASE: f.url, RECONCILE_EVERY: '5m', RECONCILE_LOOKBACK: '20d' });
+  const config = loadConfig({ STRIPE_API_KEY: TEST_KEY, STRIPE_API_BASE: f.url, RECONCILE_EVERY: '5m', RECONCILE_LOOKBACK: '30d' });
   const metrics = createMetrics({ sql, log: testLog(), sources: ['stripe'] });
   const sweep = reconcileSweep(sql, testApi(f), config, testLog(), metrics.stripeApi);
   t.equal(sweep.cron, '*/5 * * * *');

@@ -43,13 +43,13 @@ t.test('with a key: parents fetched, thin events folded, reconcile scheduled, al
   t.teardown(() => service.stop());
   t.notOk(lines.some((l) => /STRIPE_API_KEY is not set/.test(l.msg)), 'no "off" line');
   const schedules = lines.find((l) => l.msg === 'pg-boss schedules started');
-  t.match(schedules?.sweeps, ['sweep-links (* * * * *)', 'recover-leases (* * * * *)', 'purge-events (*/10 * * * *)', 'reconcile-events (*/5 * * * *)']);
+  t.match(schedules?.sweeps, ['sweep-links (* * * * *)', 'recover-leases (* * * * *)', 'purge-outbox (*/10 * * * *)', 'purge-events (*/10 * * * *)', 'reconcile-events (*/5 * * * *)']);
   const [scheduled] = await db.sql`select name, cron from pgboss.schedule where name = 'reconcile-events'`;
   t.match(scheduled, { cron: '*/5 * * * *' }, 'pg-boss keeps the schedule');
 
   // A webhook whose customer was created before the endpoint existed.
   fake.put(fixtureObject('customer', { id: 'cus_svc_old', created: 1_700_000_000, email: 'old@example.com' }));
-  const invoice = stripeEvent({ type: 'invoice.created', data: { object: { ...fixtureObject('invoice', { id: 'in_svc_1', customer: 'cus_svc_old' }), parent: null, subscription: null } } });
+  const invoice = stripeEvent({ type: 'invoice.created', data: { object: { ...fixtureObject('invoice', { id: 'in_svc_1', customer: 'cus_svc_old' }), parent: null, subscription: null, lines: { object: 'list', data: [], has_more: false, url: '/v1/invoices/in_svc_1/lines' } } } });
   const body = JSON.stringify(invoice);
   t.equal((await post(`${service.url}/webhooks/stripe`, body, signStripe(body))).status, 200);
 
