@@ -5,6 +5,8 @@
 // failing subscriptions. Every POST carries the session's CSRF token.
 import t from 'tap';
 import { buildStream } from '../scripts/lib/stream.ts';
+import { createSubscription } from '../src/db/subscriptions.ts';
+import { generateSecret } from '../src/outbox/sign.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { drain, storeEvents, type Ev } from './helpers/fold.ts';
 import { consoleApp, csrfToken, form, getPage, signIn } from './helpers/console.ts';
@@ -120,4 +122,43 @@ t.test('the overview: failing subscriptions, and deliveries sent per minute', as
   t.match(text(html), new RegExp(`sent: ${attempts!.n} in all`), 'every attempt of the last hour');
   const list = await page('/console/subscriptions');
   t.match(list.html, /status bad">open</, 'its circuit, on the list');
+});
+
+t.test("a subscription's charts count its own attempts only, and say their numbers in words", async (t) => {
+  // Another subscription's attempt, in the same minute: on the overview, not on this page.
+  const other = await createSubscription(sql, { url: 'http://127.0.0.1:9/other', secret: generateSecret() });
+  const [d] = await sql<{ id: string }[]>`
+    insert into deliveries (message_id, subscription_id, object_id, version)
+    select message_id, ${other.id}, object_id, version from deliveries where subscription_id = ${id} limit 1 returning id::text`;
+  await sql`insert into delivery_attempts (delivery_id, attempt, attempted_at, duration_ms, status_code, outcome) values (${d!.id}, 1, now(), 12, 200, 'success')`;
+  const [mine] = await sql<{ n: number; failed: number }[]>`
+    select count(*)::int as n, count(*) filter (where a.outcome <> 'success')::int as failed
+      from delivery_attempts a join deliveries d on d.id = a.delivery_id
+     where d.subscription_id = ${id} and a.attempted_at > now() - interval '1 hour'`;
+  t.ok(mine!.n >= 4, `${mine!.n} attempts of its own`);
+  const { html } = await page(`/console/subscriptions/${id}`);
+  t.match(text(html), new RegExp(`Attempts per minute, last hour .*sent: ${mine!.n} in all.*failed: ${mine!.failed} in all`));
+  t.match(text(html), new RegExp(`last 24 hours .*sent: ${mine!.n} in all`));
+  t.equal([...html.matchAll(/data-chart=/g)].length, 2, 'two charts for the browser to draw');
+  t.match(html, /uPlot\.iife\.min\.js/, 'with the charting script');
+  t.match(text((await page('/console')).html), new RegExp(`sent: ${mine!.n + 1} in all`), 'the overview counts both');
+});
+
+t.test('what a subscriber or receiver says is escaped on every outbox page; no inline script', async (t) => {
+  const evil = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">';
+  await post(`/console/subscriptions/${id}`, { url: 'http://127.0.0.1:9/hooks', description: evil, types: 'customer.*', enabled: 'on' });
+  t.equal((await sql`select description from outbox_subscriptions where id = ${id}`)[0]!.description, evil, 'stored as typed');
+  const [d] = await sql<{ id: string }[]>`select id::text from deliveries where subscription_id = ${id} order by id limit 1`;
+  await sql`update deliveries set status = 'DEAD', last_error = ${evil} where id = ${d!.id}`;
+  await sql`update delivery_attempts set error = ${evil}, response_body = ${evil} where delivery_id = ${d!.id}`;
+  for (const path of ['/console/subscriptions', `/console/subscriptions/${id}`, '/console/deliveries?status=DEAD', `/console/deliveries/${d!.id}`, `/console/deliveries/replay?subscription=${id}`]) {
+    const { status, html } = await page(path);
+    t.equal(status, 200, path);
+    t.ok(html.includes('&lt;script&gt;window.__pwned=1&lt;/script&gt;'), `${path}: shown, escaped`);
+    t.notOk(html.includes('<script>window'), `${path}: the script is text`);
+    t.notOk(/<img[^>]*onerror/i.test(html), `${path}: no injected element`);
+    t.notOk(/<script(?![^>]*\ssrc=)[^>]*>/i.test(html), `${path}: every script has a src`);
+    t.notOk(/<style|\sstyle="/i.test(html), `${path}: no inline style`);
+    t.notOk(/\son[a-z]+="/i.test(html), `${path}: no inline event handler`);
+  }
 });

@@ -361,8 +361,11 @@ export async function failingSubscriptions(db: Sql): Promise<FailingSubscription
 
 export type SentSeries = { minutes: number[]; sent: number[]; failed: number[] };
 
-/** Delivery attempts per minute over the last `minutes`, and those that failed (delivery_attempts_attempted_at_idx). */
-export async function sentSeries(db: Sql, minutes: number): Promise<SentSeries> {
+/**
+ * Delivery attempts per minute over the last `minutes`, and those that failed; of one subscription
+ * if given (delivery_attempts_attempted_at_idx, then each attempt's delivery by its primary key).
+ */
+export async function sentSeries(db: Sql, minutes: number, subscription?: string): Promise<SentSeries> {
   const back = minutes - 1;
   const rows = await db<{ minute: number; sent: number; failed: number }[]>`
     select extract(epoch from m)::int as minute, coalesce(a.sent, 0) as sent, coalesce(a.failed, 0) as failed
@@ -370,7 +373,9 @@ export async function sentSeries(db: Sql, minutes: number): Promise<SentSeries> 
       left join (
         select date_trunc('minute', attempted_at) as minute, count(*)::int as sent,
                count(*) filter (where outcome <> 'success')::int as failed
-          from delivery_attempts where attempted_at >= date_trunc('minute', now()) - make_interval(mins => ${back})
+          from delivery_attempts a
+         where attempted_at >= date_trunc('minute', now()) - make_interval(mins => ${back})
+           ${subscription === undefined ? db`` : db`and exists (select 1 from deliveries d where d.id = a.delivery_id and d.subscription_id = ${subscription})`}
          group by 1
       ) a on a.minute = m
      order by m`;

@@ -5,6 +5,7 @@
 import { failingSubscriptions, minuteSeries, overview, sentSeries, totals, type MinuteSeries, type SentSeries } from '../../db/console.ts';
 import { query } from '../../http/admin.ts';
 import type { Logger } from '../../log.ts';
+import { chart, mean, sentBuckets, sentChart } from '../chart.ts';
 import { html, render, type Node } from '../html.ts';
 import { BASE, ageSince, count, page, time } from '../layout.ts';
 import type { ConsoleApp, PageDeps } from '../index.ts';
@@ -15,25 +16,6 @@ const TOTALS_EVERY_MS = 60_000;
 /** The day's charts likewise: reading a day of minutes walks two indexes over every event of the day. */
 const DAY_EVERY_MS = 60_000;
 
-type Series = { label: string; values: number[]; kind?: 'good' | 'bad' | 'warn' };
-
-/** What a series says in words: the same numbers for readers without JavaScript or without sight. */
-function summary(label: string, raw: number[], unit: 'per minute' | 'events'): string {
-  const last = raw.at(-1) ?? 0;
-  const peak = Math.max(0, ...raw);
-  if (unit === 'events') return `${label}: now ${count(last)}, highest ${count(peak)}`;
-  return `${label}: ${count(raw.reduce((a, b) => a + b, 0))} in all, ${count(last)} in the last minute, at most ${count(peak)} in one minute`;
-}
-
-function chart(id: string, title: string, minutes: number[], series: (Series & { raw: number[] })[], unit: 'per minute' | 'events'): Node {
-  const spec = JSON.stringify({ x: minutes, series: series.map(({ raw: _, ...s }) => s), unit });
-  return html`<figure class="chart">
-    <figcaption id=${`${id}-title`}>${title}</figcaption>
-    <div class="plot" data-chart=${spec} role="img" aria-labelledby=${`${id}-title`} aria-describedby=${`${id}-numbers`}></div>
-    <p class="numbers" id=${`${id}-numbers`}>${series.map((s) => summary(s.label, s.raw, unit)).join('; ')}.</p>
-  </figure>`;
-}
-
 /** `shown` is what the chart draws, `raw` the minutes its numbers are counted from. */
 function charts(prefix: string, shown: MinuteSeries, raw: MinuteSeries, note: string, sent: { shown: SentSeries; raw: SentSeries }): Node {
   return html`<div class="charts">
@@ -43,10 +25,7 @@ function charts(prefix: string, shown: MinuteSeries, raw: MinuteSeries, note: st
       { label: 'failed', values: shown.failed, raw: raw.failed, kind: 'bad' },
     ], 'per minute')}
     ${chart(`${prefix}-backlog`, 'Backlog (events waiting to be folded)', shown.minutes, [{ label: 'backlog', values: shown.backlog, raw: raw.backlog, kind: 'warn' }], 'events')}
-    ${chart(`${prefix}-sent`, `Deliveries sent to subscribers per minute${note}`, sent.shown.minutes, [
-      { label: 'sent', values: sent.shown.sent, raw: sent.raw.sent },
-      { label: 'failed', values: sent.shown.failed, raw: sent.raw.failed, kind: 'bad' },
-    ], 'per minute')}
+    ${sentChart(`${prefix}-sent`, `Deliveries sent to subscribers per minute${note}`, sent.shown, sent.raw)}
   </div>`;
 }
 
@@ -56,24 +35,12 @@ function charts(prefix: string, shown: MinuteSeries, raw: MinuteSeries, note: st
  */
 function buckets(s: MinuteSeries, size: number): MinuteSeries {
   const out: MinuteSeries = { minutes: [], received: [], folded: [], failed: [], backlog: [] };
-  const mean = (values: number[], from: number) => Math.round((values.slice(from, from + size).reduce((a, b) => a + b, 0) / size) * 10) / 10;
   for (let i = s.minutes.length % size; i < s.minutes.length; i += size) {
     out.minutes.push(s.minutes[i]!);
-    out.received.push(mean(s.received, i));
-    out.folded.push(mean(s.folded, i));
-    out.failed.push(mean(s.failed, i));
+    out.received.push(mean(s.received, i, size));
+    out.folded.push(mean(s.folded, i, size));
+    out.failed.push(mean(s.failed, i, size));
     out.backlog.push(s.backlog[Math.min(i + size, s.minutes.length) - 1]!);
-  }
-  return out;
-}
-
-function sentBuckets(s: SentSeries, size: number): SentSeries {
-  const out: SentSeries = { minutes: [], sent: [], failed: [] };
-  const mean = (values: number[], from: number) => Math.round((values.slice(from, from + size).reduce((a, b) => a + b, 0) / size) * 10) / 10;
-  for (let i = s.minutes.length % size; i < s.minutes.length; i += size) {
-    out.minutes.push(s.minutes[i]!);
-    out.sent.push(mean(s.sent, i));
-    out.failed.push(mean(s.failed, i));
   }
   return out;
 }

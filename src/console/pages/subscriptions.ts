@@ -1,9 +1,11 @@
-// Subscriptions (the outbox's receivers): their health and circuit, the outbox's statistics, and
-// what an operator does to one: create, edit, enable or disable, rotate its secret (the new one is
-// shown once), recover what failed in a window. Queries and validation are the admin API's
-// (db/subscriptions.ts, http/subscriptions.ts); secrets and header values are never shown again.
+// Subscriptions (the outbox's receivers): their health and circuit, the outbox's statistics, charts
+// of attempts per minute, and what an operator does to one: create, edit, enable or disable, rotate
+// its secret (the new one is shown once), recover what failed in a window. Queries and validation
+// are the admin API's (db/subscriptions.ts, http/subscriptions.ts); secrets and header values are
+// never shown again.
 import type { Context } from 'hono';
 import { z } from 'zod';
+import { sentSeries } from '../../db/console.ts';
 import { filterFields } from '../../db/event-filter.ts';
 import { listDeliveries } from '../../db/deliveries.ts';
 import {
@@ -24,6 +26,7 @@ import { query } from '../../http/admin.ts';
 import { subscriptionFields } from '../../http/subscriptions.ts';
 import { generateSecret } from '../../outbox/sign.ts';
 import { validateSubscriptionUrl } from '../../outbox/ssrf.ts';
+import { sentBuckets, sentChart } from '../chart.ts';
 import { html, render, type Child, type Node } from '../html.ts';
 import { age, BASE, count, csrfField, notice, page, time, type View } from '../layout.ts';
 import type { ConsoleApp, ConsoleEnv, PageDeps } from '../index.ts';
@@ -141,9 +144,15 @@ export function mountSubscriptions(app: ConsoleApp, deps: PageDeps): void {
   }
 
   async function detailPage(view: View, s: SubscriptionItem, messages: { error?: string; done?: string } = {}): Promise<Node> {
-    const [transitions, stats, recent] = await query(() =>
-      Promise.all([recentTransitions(sql, s.id), outboxStats(sql, s.id), listDeliveries(sql, { subscription: s.id }, { limit: 20 })]),
+    const [transitions, stats, recent, day] = await query(() =>
+      Promise.all([
+        recentTransitions(sql, s.id),
+        outboxStats(sql, s.id),
+        listDeliveries(sql, { subscription: s.id }, { limit: 20 }),
+        sentSeries(sql, 24 * 60, s.id),
+      ]),
     );
+    const hour = { minutes: day.minutes.slice(-60), sent: day.sent.slice(-60), failed: day.failed.slice(-60) };
     const form = { url: s.url, description: s.description ?? '', types: s.types?.join(', ') ?? '' };
     const body = html`<h1>Subscription <span class="mono">${s.id}</span></h1>
       ${messages.done ? notice('good', messages.done) : null}
@@ -165,6 +174,10 @@ export function mountSubscriptions(app: ConsoleApp, deps: PageDeps): void {
       </dl>
       <h2>Statistics</h2>
       ${statsTable(stats)}
+      <div class="charts">
+        ${sentChart('sub-hour', 'Attempts per minute, last hour', hour, hour)}
+        ${sentChart('sub-day', 'Attempts per minute, last 24 hours (mean of each 10 minutes)', sentBuckets(day, 10), day)}
+      </div>
       <p><a href=${`${BASE}/deliveries?subscription=${s.id}`}>All its deliveries</a> ·
          <a href=${`${BASE}/deliveries?subscription=${s.id}&status=DEAD`}>Its dead letters</a></p>
       <h2>Recent deliveries</h2>
@@ -197,7 +210,7 @@ export function mountSubscriptions(app: ConsoleApp, deps: PageDeps): void {
               </form>
             </section>
           </div>`}`;
-    return page(view, { title: `Subscription ${s.id}`, section: 'subscriptions', body });
+    return page(view, { title: `Subscription ${s.id}`, section: 'subscriptions', body, charts: true });
   }
 
   app.get('/subscriptions', async (c) => c.html(render(await listPage(c.get('view')))));
