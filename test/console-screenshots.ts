@@ -1,6 +1,6 @@
 // `npm run console:screenshots`: the README's pictures of the console, taken by Chromium from the
 // real service on realistic data (scripts/lib/console-seed.ts: a Stripe stream folded by the real
-// workers, arriving over the last 12 hours, with failures and orphans). Writes docs/*.png.
+// workers, arriving over the last 12 hours, with failures, orphans and a subscriber). Writes docs/*.png.
 // A tool, not a test (tap runs *.test.ts only); under test/ because playwright-core is a
 // devDependency and scripts/ holds what the production image may run.
 import { mkdir } from 'node:fs/promises';
@@ -20,7 +20,7 @@ const db = await benchDatabase();
 const sql = connect(db.url, { max: 4, statementTimeoutMs: 0 });
 await migrate(sql);
 if ((await sql`select 1 from events limit 1`).length === 0) {
-  progress(`folded ${await seedConsoleData(sql, db.url, { customers: 150, hours: 12, failEvery: 120 })} events`);
+  progress(`folded ${await seedConsoleData(sql, db.url, { customers: 150, hours: 12, failEvery: 120, subscriber: true })} events`);
 }
 // Nothing folds while the pictures are taken: the retrying events stay as they are.
 const service = await startService(db.url, { ADMIN_TOKEN: token, ROLE: 'api' });

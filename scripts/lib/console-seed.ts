@@ -5,6 +5,9 @@
 import type postgres from 'postgres';
 import { loadConfig } from '../../src/config.ts';
 import { insertEvent } from '../../src/db/events.ts';
+import { createSubscription } from '../../src/db/subscriptions.ts';
+import { generateSecret } from '../../src/outbox/sign.ts';
+import { startReceiver } from './receiver.ts';
 import { silentLogger } from '../../src/log.ts';
 import { startWorkers } from '../../src/worker/index.ts';
 import { buildStream } from './stream.ts';
@@ -19,6 +22,8 @@ export type SeedOptions = {
   failEvery?: number;
   /** Arrival times are spread over this many hours before now. */
   hours?: number;
+  /** A subscription to every change, sent to a local receiver that fails one request in ten. */
+  subscriber?: boolean;
 };
 
 const ERRORS = [
@@ -29,7 +34,10 @@ const ERRORS = [
 
 /** Stores and folds the stream; returns how many events were stored. */
 export async function seedConsoleData(sql: postgres.Sql, databaseUrl: string, options: SeedOptions = {}): Promise<number> {
-  const { seed = 7, customers = 60, missingCustomers = 3, failEvery = 150, hours = 24 } = options;
+  const { seed = 7, customers = 60, missingCustomers = 3, failEvery = 150, hours = 24, subscriber = false } = options;
+  let requests = 0;
+  const receiver = subscriber ? await startReceiver({ answer: () => ({ status: ++requests % 10 === 0 ? 500 : 200 }) }) : undefined;
+  if (receiver) await createSubscription(sql, { url: receiver.url, description: 'billing service', secret: generateSecret() });
   const start = Math.floor(Date.now() / 1000) - hours * 3600;
   const stream = buildStream({ seed, customers, start });
   const missing = new Set(
@@ -51,15 +59,28 @@ export async function seedConsoleData(sql: postgres.Sql, databaseUrl: string, op
       body: JSON.stringify(e),
     });
   }
-  const config = loadConfig({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent', WORKER_CONCURRENCY: '2', WORKER_POLL_MS: '50' });
+  const config = loadConfig({
+    DATABASE_URL: databaseUrl,
+    LOG_LEVEL: 'silent',
+    WORKER_CONCURRENCY: '2',
+    WORKER_POLL_MS: '50',
+    OUTBOX_ALLOW_HTTP: 'true',
+    OUTBOX_ALLOW_NETWORKS: '127.0.0.0/8',
+  });
   const workers = await startWorkers({ sql, databaseUrl, config, log: silentLogger(), schedules: false });
   try {
     await waitFor(async () => (await sql`select 1 from events where status = 'RECEIVED' limit 1`).length === 0, {
       what: 'the seeded events to be folded',
       timeoutMs: 600_000,
     });
+    // Sent once each (the failed ones wait for their retry).
+    await waitFor(async () => (await sql`select 1 from deliveries where status = 'PENDING' limit 1`).length === 0, {
+      what: 'the deliveries to be sent',
+      timeoutMs: 600_000,
+    });
   } finally {
     await workers.stop();
+    await receiver?.close();
   }
   // Arrival in Stripe's order, spread over the window, each folded a fraction of a second later;
   // the pending links' `since` follows the event that parked them.
@@ -73,6 +94,12 @@ export async function seedConsoleData(sql: postgres.Sql, databaseUrl: string, op
       from ordered o where o.id = e.id`;
   await sql`update events set processed_at = received_at + (0.02 + random() * 0.4) * interval '1 s' where status <> 'RECEIVED'`;
   await sql`update pending_links l set since = e.received_at from events e where e.source = 'stripe' and e.event_id = l.event_id`;
+  // The outbox's times follow the folds that wrote its messages.
+  await sql`update outbox_messages m set created_at = e.processed_at from events e where e.source = 'stripe' and e.event_id = m.source_event`;
+  await sql`update deliveries d set created_at = m.created_at, finished_at = case when d.finished_at is not null then m.created_at + interval '80 ms' end,
+                   last_attempt_at = m.created_at + interval '40 ms'
+              from outbox_messages m where m.id = d.message_id`;
+  await sql`update delivery_attempts a set attempted_at = d.created_at + interval '40 ms' from deliveries d where d.id = a.delivery_id`;
   if (failEvery > 0) {
     await sql`
       update events set status = 'FAILED', attempts = 8, result = null,
