@@ -5,6 +5,8 @@
 // violation on any page, the keyboard, a phone's width, and pages without JavaScript.
 import t from 'tap';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { createSubscription } from '../src/db/subscriptions.ts';
+import { generateSecret } from '../src/outbox/sign.ts';
 import { startWorkers } from '../src/worker/index.ts';
 import { silentLogger } from '../src/log.ts';
 import { buildStream } from '../scripts/lib/stream.ts';
@@ -195,6 +197,16 @@ t.test('the console in Chromium', { skip: skipWithoutChromium() }, async (t) => 
     t.ok((await p.locator('#rows tr').count()) > 0);
     await p.goto(url(`/console/events/${broken!.id}`));
     t.ok(await p.locator('.json details[open]').count(), 'the payload tree opens and folds without a script');
+    // The outbox's pages: a subscription (whose types match nothing here, so the relay stays idle).
+    const s = await createSubscription(db.sql, { url: 'https://example.com/hooks', description: 'billing', types: ['test.never'], secret: generateSecret() });
+    await p.goto(url('/console/subscriptions'));
+    t.equal(await p.getByRole('link', { name: s.id }).count(), 1, 'the subscription is listed');
+    t.equal(await p.locator('form[method=post] input[name=csrf]').count() > 0, true, 'the create form is a plain form');
+    await p.goto(url(`/console/subscriptions/${s.id}`));
+    t.match(await p.locator('main').textContent(), /Attempts per minute, last hour.*sent: 0 in all/s, 'its charts say their numbers');
+    t.equal(await p.getByRole('button', { name: 'Rotate the secret' }).count(), 1);
+    await p.goto(url('/console/deliveries?status=DEAD'));
+    t.match(await p.locator('h1').textContent(), /Dead letters/);
     await plain.close();
   });
 
