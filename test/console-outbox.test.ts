@@ -162,3 +162,21 @@ t.test('what a subscriber or receiver says is escaped on every outbox page; no i
     t.notOk(/\son[a-z]+="/i.test(html), `${path}: no inline event handler`);
   }
 });
+
+t.test('every outbox form is refused without the session CSRF token, and changes nothing', async (t) => {
+  const before = await sql`select id, url, description, enabled, secret, circuit_state from outbox_subscriptions order by id`;
+  const deliveries = await sql`select id, status from deliveries order by id`;
+  const posts: [string, Record<string, string>][] = [
+    ['/console/subscriptions', { url: 'http://127.0.0.1:9/new' }],
+    [`/console/subscriptions/${id}`, { url: 'http://127.0.0.1:9/changed', enabled: 'on' }],
+    [`/console/subscriptions/${id}/rotate-secret`, {}],
+    [`/console/subscriptions/${id}/recover`, { since: '24h' }],
+    ['/console/deliveries/replay', { status: 'DEAD', confirmed: '1' }],
+  ];
+  for (const [path, fields] of posts) {
+    t.equal((await app.request(path, form(fields, { cookie }))).status, 403, `${path}: no token`);
+    t.equal((await app.request(path, form({ ...fields, csrf }, { cookie, origin: 'https://evil.example' }))).status, 403, `${path}: another origin`);
+  }
+  t.same(await sql`select id, url, description, enabled, secret, circuit_state from outbox_subscriptions order by id`, before, 'no subscription changed');
+  t.same(await sql`select id, status from deliveries order by id`, deliveries, 'no delivery changed');
+});
