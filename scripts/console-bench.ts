@@ -2,6 +2,7 @@
 //   1. fill: a realistic Stripe stream folded by the real workers (scripts/lib/console-seed.ts),
 //      then its events copied by SQL (new event and object ids, arrival spread over 30 days, 0.3%
 //      FAILED) up to --events; skipped when the database already has that many
+//      (with one subscriber, so the outbox's pages have deliveries to show)
 //   2. time: the service started as users run it (ROLE=api, so nothing folds meanwhile), signed in
 //      through /console/signin, each page fetched --rounds times one after another over real HTTP
 // Prints one table: p50, p95 and max in ms, and the page's size. Use DATABASE_URL to keep the
@@ -48,7 +49,7 @@ let have = await eventCount();
 if (have < target) {
   if (have === 0) {
     const started = Date.now();
-    const seeded = await seedConsoleData(sql, db.url, { customers: 120 });
+    const seeded = await seedConsoleData(sql, db.url, { customers: 120, subscriber: true });
     progress(`folded a realistic stream of ${seeded} events in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     have = await eventCount();
   }
@@ -127,6 +128,22 @@ try {
     ['object: unknown id (404)', '/console/objects/cus_doesnotexist', 404],
     ['orphans', '/console/orphans'],
   ];
+  // The outbox's pages, on the seed's subscriber (its deliveries come from the folded stream only:
+  // the copies above are events, not changes the relay sent).
+  const [sub] = await sql<{ id: string }[]>`select id from outbox_subscriptions order by created_at limit 1`;
+  const [delivery] = await sql<{ id: string }[]>`select id::text from deliveries order by attempts desc, id desc limit 1`;
+  if (sub && delivery) {
+    pages.push(
+      ['subscriptions', '/console/subscriptions'],
+      ['subscription (stats, charts, recent)', `/console/subscriptions/${sub.id}`],
+      ['deliveries, newest 50', '/console/deliveries'],
+      ['dead letters and failed', '/console/deliveries?status=DEAD&status=FAILED'],
+      ['delivery (attempts)', `/console/deliveries/${delivery.id}`],
+      ['replay FAILED deliveries: confirmation', '/console/deliveries/replay?status=FAILED'],
+    );
+  } else {
+    progress('no subscription in this database: the outbox pages are not timed');
+  }
   const rows: Record<string, string | number>[] = [];
   for (const [name, path, expected = 200] of pages) {
     const times: number[] = [];
