@@ -58,7 +58,7 @@ function readFilter(get: (name: string) => string[]): { filter: DeliveryFilter; 
   return { filter, params };
 }
 
-export function deliveryRows(view: View, items: DeliveryItem[], options: { select: boolean }): Node {
+export function deliveryRows(items: DeliveryItem[], options: { select: boolean }): Node {
   if (items.length === 0) return html`<p class="muted">No deliveries.</p>`;
   return html`<div class="table-wrap"><table>
     <thead><tr>
@@ -100,7 +100,7 @@ function replayConfirm(view: View, target: ReplayTarget, params: URLSearchParams
           <p><button type="submit" class="danger">Send ${count(matched)} again</button>
              <a class="button secondary" href=${withParams(`${BASE}/deliveries`, params)}>Cancel</a></p>
         </form>`}
-    ${sample.length > 0 ? html`<h2>The first ${sample.length}</h2>${deliveryRows(view, sample, { select: false })}` : null}`;
+    ${sample.length > 0 ? html`<h2>The first ${sample.length}</h2>${deliveryRows(sample, { select: false })}` : null}`;
   return page(view, { title: 'Replay deliveries', section: 'deliveries', body });
 }
 
@@ -141,7 +141,7 @@ export function mountDeliveries(app: ConsoleApp, deps: PageDeps): void {
         ${csrfField(view)}
         <button type="submit" class="secondary">Send the selected again…</button>
       </form>
-      ${deliveryRows(view, listing.items, { select: true })}
+      ${deliveryRows(listing.items, { select: true })}
       ${listing.next_cursor ? html`<p class="pager"><a rel="next" href=${withParams(`${BASE}/deliveries`, params, { cursor: listing.next_cursor })}>Older →</a></p>` : null}`;
     return c.html(render(page(view, { title: dead ? 'Dead letters' : 'Deliveries', section: 'deliveries', body })), error ? 400 : 200);
   });

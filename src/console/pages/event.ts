@@ -72,7 +72,7 @@ function foldSection(event: EventDetail, waiting: LinkRef[]): Node {
 }
 
 /** The part that changes while the event is folded; it polls itself until the event is finished. */
-function live(view: View, event: EventDetail, waiting: LinkRef[], replayed: boolean): Node {
+function live(event: EventDetail, waiting: LinkRef[], replayed: boolean): Node {
   const waitingForFold = event.status === 'RECEIVED';
   return html`<div id="event-live" hx-get=${waitingForFold ? eventUrl(event) : undefined} hx-trigger=${waitingForFold ? `every ${POLL_EVERY_S}s` : undefined}
       hx-select="#event-live" hx-swap="outerHTML">
@@ -103,7 +103,7 @@ function eventPage(view: View, event: EventDetail, waiting: LinkRef[], replayed:
       ${event.livemode === null ? null : html`<dt>Mode</dt><dd>${event.livemode ? 'live' : 'test'}</dd>`}
     </dl>
     <p><a class="button" href=${`${eventUrl(event)}/replay`}>Replay…</a></p>
-    ${live(view, event, waiting, replayed)}
+    ${live(event, waiting, replayed)}
     <h2>Payload <span class="muted">(as received and verified)</span></h2>
     ${jsonTree(event.payload, 3)}`;
   return page(view, { title: `${event.type} ${event.event_id}`, section: 'events', body, refreshSeconds: event.status === 'RECEIVED' ? 5 : undefined });

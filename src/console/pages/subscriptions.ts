@@ -181,7 +181,7 @@ export function mountSubscriptions(app: ConsoleApp, deps: PageDeps): void {
       <p><a href=${`${BASE}/deliveries?subscription=${s.id}`}>All its deliveries</a> ·
          <a href=${`${BASE}/deliveries?subscription=${s.id}&status=DEAD`}>Its dead letters</a></p>
       <h2>Recent deliveries</h2>
-      ${deliveryRows(view, recent.items, { select: false })}
+      ${deliveryRows(recent.items, { select: false })}
       <h2>Circuit changes</h2>
       ${transitions.length === 0
         ? html`<p class="muted">None.</p>`
