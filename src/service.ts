@@ -14,6 +14,7 @@ import { purgeEvents } from './db/retention.ts';
 import { createHttp, createSources } from './http/app.ts';
 import { closeServer, listen } from './http/server.ts';
 import type { Logger } from './log.ts';
+import { consoleUrl, withGeneratedAdminToken } from './console/first-run.ts';
 import { createMetrics } from './metrics.ts';
 import type { StartWorkers, Workers } from './worker/index.ts';
 import type { Sweep } from './worker/sweeps.ts';
@@ -50,7 +51,8 @@ export type Service = {
 
 /** Starts everything ROLE asks for and returns the running service; throws if it cannot start. */
 export async function startService(options: ServiceOptions): Promise<Service> {
-  const { config, log } = options;
+  const { log } = options;
+  let config = options.config;
   const serveHttp = config.ROLE !== 'worker';
   const foldsHere = config.ROLE !== 'api' && config.WORKER_CONCURRENCY > 0;
   // Failures here (the embedded Postgres's port taken, a DATABASE_URL that is no URL) were thrown
@@ -76,6 +78,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     await closeDatabase();
     throw err;
   }
+  // The embedded default without ADMIN_TOKEN: a generated one, so a first run can open the console
+  // (once the database is up: a start that fails logs only why).
+  config = await withGeneratedAdminToken(config, log);
 
   // Open every connection of the ingest pool now. Opened on demand, the first ones would be
   // opened under the first burst of deliveries, and a connection (a server process and SCRAM)
@@ -119,6 +124,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     server = await listen(listener, config);
     const port = (server.address() as AddressInfo).port;
     log.info({ port, role: config.ROLE, admin: Boolean(config.ADMIN_TOKEN) && serveHttp }, 'listening');
+    if (serveHttp && config.ADMIN_TOKEN) log.info({ url: consoleUrl(config, port) }, 'console: open url and sign in with ADMIN_TOKEN');
     if (config.ROLE === 'api') {
       // HTTP only; workers run in other processes.
     } else if (config.WORKER_CONCURRENCY === 0) {

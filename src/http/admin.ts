@@ -76,7 +76,7 @@ function bearer(header: string | undefined): string | undefined {
 
 // Hashing first makes both sides the same length, so timingSafeEqual never throws and the time
 // taken does not depend on where the first wrong character is.
-function sameToken(offered: string, expected: string): boolean {
+export function sameToken(offered: string, expected: string): boolean {
   const a = createHash('sha256').update(offered).digest();
   const b = createHash('sha256').update(expected).digest();
   return timingSafeEqual(a, b);

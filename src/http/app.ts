@@ -17,6 +17,7 @@ import { standardSource } from '../sources/standard.ts';
 import { stripeSource } from '../sources/stripe.ts';
 import { stripeThinSource } from '../sources/stripe-thin.ts';
 import type { Source } from '../sources/types.ts';
+import { mountConsole } from '../console/index.ts';
 import { mountAdmin } from './admin.ts';
 import { mountDeliveries } from './deliveries.ts';
 import { mountHealth } from './health.ts';
@@ -112,6 +113,7 @@ export function createHttp(deps: AppDeps): Http {
     const outbox = { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN, config: deps.config };
     mountSubscriptions(app, outbox);
     mountDeliveries(app, outbox);
+    mountConsole(app, { sql: deps.adminSql ?? deps.sql, token: deps.config.ADMIN_TOKEN, log: deps.log, config: deps.config });
     mountOpenApi(app);
   }
   mountHealth(app, { sql: deps.sql, metrics, isStopping: deps.isStopping, isStarting: deps.isStarting });

@@ -55,6 +55,8 @@ const fields = {
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   }),
 };
+/** The same checks for the console's subscription forms. */
+export const subscriptionFields = fields;
 
 const createBody = z.strictObject({
   url: fields.url,
