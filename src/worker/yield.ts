@@ -31,13 +31,13 @@ export function watchSaturation(requestCount: () => number): Saturation {
   return { saturated: () => saturated, stop: () => clearInterval(timer) };
 }
 
-/** The largest value seen over the last one to two windows of `windowMs`. */
-export function peakOver(windowMs: number): { see(n: number): void; peak(): number } {
-  let start = performance.now();
+/** The largest value seen over the last one to two windows of `windowMs` (of `clock`'s milliseconds). */
+export function peakOver(windowMs: number, clock: () => number = () => performance.now()): { see(n: number): void; peak(): number } {
+  let start = clock();
   let current = 0;
   let previous = 0;
   const rotate = () => {
-    const now = performance.now();
+    const now = clock();
     if (now - start < windowMs) return;
     previous = now - start < 2 * windowMs ? current : 0;
     current = 0;
