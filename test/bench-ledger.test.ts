@@ -1,7 +1,7 @@
 // scripts/lib/bench-ledger.ts through `npm run bench -- --phases ledger` at a tiny size against a
 // test database's server: both sides are measured, every figure is there, the purge found its day
-// of rows (the service's own retention sweep must not take them first), and both databases are
-// dropped. No timing is asserted.
+// of rows (the fill spread received_at over 31 days), and both databases are dropped. No timing is
+// asserted.
 import t from 'tap';
 import { createTestDatabase } from './helpers/db.ts';
 import { runBench } from './helpers/bench.ts';
