@@ -5,7 +5,7 @@ import { claimEvents, EVENTS_CHANNEL, failAttempt } from '../src/db/events.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { testApp } from './helpers/app.ts';
 import { seedEvent } from './helpers/events.ts';
-import { drain, storeEvents, type Ev } from './helpers/fold.ts';
+import { drain, storeEvents, stripeEv } from './helpers/fold.ts';
 import { waitFor } from '../scripts/lib/wait.ts';
 
 const TOKEN = 'admin-token-0123456789abcdef';
@@ -292,10 +292,8 @@ t.test('POST /events/replay re-queues the matching events in batches and says ho
 
 const T0 = 1_760_000_000;
 let seq = 0;
-function ev(type: string, object: Record<string, unknown>): Ev {
-  seq++;
-  return { id: `evt_admin${String(seq).padStart(6, '0')}`, type, created: T0 + seq, api_version: '2025-03-31.basil', data: { object: { created: T0, livemode: false, ...object } } };
-}
+const ev = (type: string, object: Record<string, unknown>) =>
+  stripeEv(`evt_admin${String(++seq).padStart(6, '0')}`, type, T0 + seq, { created: T0, livemode: false, ...object });
 
 t.test('GET /events/:id lists the links the event parked, until their parent arrives', async (t) => {
   const mine = await createTestDatabase(t);

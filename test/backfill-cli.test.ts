@@ -2,13 +2,13 @@
 // Stripe: parents first, so the graph comes out linked; an interrupted run (Ctrl-C, kill -9) run
 // again ends with the same graph as one uninterrupted run; the rate limit holds; --dry-run
 // changes nothing; --help; progress on a TTY.
-import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
 import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { graphSnapshot } from './helpers/fold.ts';
 import { COLLECTIONS, TEST_KEY, busiestWindow, startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
 import { differingTables, withoutProvenance } from './helpers/stripe-api.ts';
+import { runScript, spawnScript } from './helpers/spawn.ts';
 import { waitFor } from '../scripts/lib/wait.ts';
 import { buildStream, objectsOf } from '../scripts/lib/stream.ts';
 import { root } from '../scripts/lib/service.ts';
@@ -43,31 +43,22 @@ function seed(f: FakeStripe, customers: number): number {
   return n;
 }
 
-type Run = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
-
-function start(database: TestDatabase, f: FakeStripe, args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [script, ...args], {
-    env: { PATH: process.env.PATH, DATABASE_URL: database.url, STRIPE_API_KEY: TEST_KEY, STRIPE_API_BASE: f.url, ...env },
+const start = (database: TestDatabase, f: FakeStripe, args: string[], env: Record<string, string> = {}) =>
+  spawnScript(process.execPath, [script, ...args], {
+    env: { DATABASE_URL: database.url, STRIPE_API_KEY: TEST_KEY, STRIPE_API_BASE: f.url, ...env },
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<Run>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
-  return { child, done };
-}
 
-const backfill = (database: TestDatabase, f: FakeStripe, args: string[], env?: Record<string, string>) => start(database, f, args, env).done;
+const backfill = (database: TestDatabase, f: FakeStripe, args: string[], env?: Record<string, string>) => start(database, f, args, env).closed;
 const snapshots = async (database: TestDatabase) => (await database.sql`select count(*)::int as n from events where source = 'stripe-api'`)[0]!.n as number;
 
 t.test('--help explains the flags; bad arguments exit 2', async (t) => {
-  const help = spawnSync(process.execPath, [script, '--help'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
-  t.equal(help.status, 0);
+  const help = await runScript(process.execPath, [script, '--help']);
+  t.equal(help.code, 0);
   for (const flag of ['--objects', '--since', '--account', '--dry-run', '--help', 'Exit status', 'parents first', 'carries on where it stopped']) t.match(help.stdout, flag);
-  const bad = spawnSync(process.execPath, [script, '--objects', 'customers,widgets'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
-  t.equal(bad.status, 2);
+  const bad = await runScript(process.execPath, [script, '--objects', 'customers,widgets']);
+  t.equal(bad.code, 2);
   t.match(bad.stderr, /widgets \(no such table\)/);
-  const items = spawnSync(process.execPath, [script, '--objects', 'subscription_items'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  const items = await runScript(process.execPath, [script, '--objects', 'subscription_items']);
   t.match(items.stderr, /subscription_items \(listed per subscription only/);
 });
 
@@ -108,7 +99,7 @@ t.test('interrupted halfway (Ctrl-C, then kill -9) and run again: the same graph
   const first = start(broken, f, []);
   await waitFor(async () => (await snapshots(broken)) >= total / 3, { timeoutMs: 60_000, what: 'a third of the objects' });
   first.child.kill('SIGINT');
-  const interrupted = await first.done;
+  const interrupted = await first.closed;
   t.equal(interrupted.code, 1, 'Ctrl-C exits 1');
   t.match(interrupted.stdout, /interrupted: \d+ objects folded so far \(run \d+\); run the same command again to carry on/);
   const afterCtrlC = await snapshots(broken);
@@ -117,7 +108,7 @@ t.test('interrupted halfway (Ctrl-C, then kill -9) and run again: the same graph
   const second = start(broken, f, []);
   await waitFor(async () => (await snapshots(broken)) >= afterCtrlC + (total - afterCtrlC) / 3, { timeoutMs: 60_000, what: 'more objects' });
   second.child.kill('SIGKILL');
-  t.equal((await second.done).signal, 'SIGKILL');
+  t.equal((await second.closed).signal, 'SIGKILL');
 
   const last = await backfill(broken, f, []);
   t.equal(last.code, 0, last.stderr);
@@ -144,19 +135,16 @@ t.test('--dry-run lists and counts, and folds nothing', async (t) => {
   t.same([...new Set(f.requests.map((r) => r.path))], ['/v1/customers', '/v1/invoices'], 'parents first, whatever the order given');
 });
 
-const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).stdout?.includes('util-linux');
+const hasScript = await runScript('script', ['--version']).then((r) => r.stdout.includes('util-linux'), () => false);
 
 t.test('on a TTY: per table, a progress line with the count and rate', { skip: hasScript ? false : 'needs util-linux script(1) for a pseudo-terminal' }, async (t) => {
   const f = await fake(t);
   seed(f, 3);
   const db = await createTestDatabase(t);
   const command = [process.execPath, script, '--objects', 'customers,invoices', '--since', '2025-06-01'].map((a) => `'${a}'`).join(' ');
-  const child = spawn('script', ['-qfec', command, '/dev/null'], {
-    env: { PATH: process.env.PATH, DATABASE_URL: db.url, STRIPE_API_KEY: TEST_KEY, STRIPE_API_BASE: f.url, TERM: 'dumb' },
+  const { code, stdout } = await runScript('script', ['-qfec', command, '/dev/null'], {
+    env: { DATABASE_URL: db.url, STRIPE_API_KEY: TEST_KEY, STRIPE_API_BASE: f.url, TERM: 'dumb' },
   });
-  let stdout = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  const code = await new Promise((resolve) => child.on('close', resolve));
   t.equal(code, 0, stdout);
   t.match(stdout, /\r\x1b\[Kcustomers: \d+ folded\s+[\d,]+\/s\s+back to 2025-\d\d-\d\d \(\d+%\)\s+ETA /, 'count, rate, how far back, share and ETA, redrawn in place');
   t.match(stdout, /invoices: \d+ folded \(\d+ in /, 'and a line per table');

@@ -1,12 +1,12 @@
 // scripts/bench.ts at a tiny size against a test database: every phase runs and the table and the
 // JSON have every row. No timing is asserted (speed is measured by `npm run bench`, not tested);
 // this only keeps the benchmark from rotting unnoticed.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { createTestDatabase } from './helpers/db.ts';
+import { spawnScript } from './helpers/spawn.ts';
 import { root } from '../scripts/lib/service.ts';
 
 const db = await createTestDatabase(t);
@@ -14,14 +14,9 @@ const db = await createTestDatabase(t);
 t.test('npm run bench at a tiny size prints every row and writes the JSON', async (t) => {
   const out = path.join(await mkdtemp(path.join(tmpdir(), 'bench-smoke-')), 'bench.json');
   const args = ['--events', '60', '--seconds', '1', '--warmup', '1', '--rates', '40', '--backlog', '200', '--peer-seconds', '1', '--peer-warmup', '0', '--outbox-rates', '40', '--outbox-rounds', '1', '--out', out];
-  const child = spawn(process.execPath, [path.join(root, 'scripts/bench.ts'), ...args], {
-    env: { PATH: process.env.PATH, DATABASE_URL: db.url },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (b) => (stdout += b));
-  child.stderr.on('data', (b) => (stderr += b));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const bench = spawnScript(process.execPath, [path.join(root, 'scripts/bench.ts'), ...args], { env: { DATABASE_URL: db.url } });
+  const { code } = await bench.exited;
+  const [stdout, stderr] = [bench.stdout(), bench.stderr()];
   t.equal(code, 0, `exit 0 (stderr: ${stderr.slice(-500)})`);
   for (const row of [
     'ceiling: postgres.js INSERT, 1 at a time',

@@ -7,7 +7,7 @@ import fixtures from '../scripts/lib/fixtures/stripe-objects.json' with { type: 
 import { BY_TABLE, COMMON_COLUMNS, TABLES, tableOf, type ColumnType } from '../src/stripe/catalog.ts';
 import { planEvent, type PlannedWrite } from '../src/stripe/graph.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { drain, resetGraph, storeEvents, type Ev } from './helpers/fold.ts';
+import { drain, resetGraph, storeEvents, stripeEv, type Ev } from './helpers/fold.ts';
 import { readSchema } from './helpers/schema.ts';
 import { buildStream } from '../scripts/lib/stream.ts';
 
@@ -114,7 +114,7 @@ t.test('every value the fold plans is stored, none dropped', async (t) => {
   let n = 0;
   for (const spec of BY_TABLE.values()) {
     if (!inStream.has(spec.object) && all[spec.object]) {
-      stream.push({ id: `evt_zcat_${++n}`, type: `${spec.object}.updated`, created: 1_900_000_000, api_version: '2025-03-31.basil', data: { object: all[spec.object]! } });
+      stream.push(stripeEv(`evt_zcat_${++n}`, `${spec.object}.updated`, 1_900_000_000, all[spec.object]!));
     }
   }
   await resetGraph(sql);

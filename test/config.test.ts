@@ -1,8 +1,8 @@
 // The environment is parsed once; every problem is reported with its variable name.
-import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { ConfigError, loadConfig } from '../src/config.ts';
+import { runScript } from './helpers/spawn.ts';
 
 t.test('defaults', async (t) => {
   const config = loadConfig({});
@@ -74,12 +74,11 @@ t.test('every bad variable is listed by name', async (t) => {
 
 t.test('the service exits non-zero listing the problems, before touching any database', async (t) => {
   const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-  const run = spawnSync(process.execPath, [main], {
-    env: { PATH: process.env.PATH, PORT: 'x', LOG_LEVEL: 'nope', STRIPE_WEBHOOK_SECRET: 'bad' },
-    encoding: 'utf8',
-    timeout: 20_000,
+  const run = await runScript(process.execPath, [main], {
+    env: { PORT: 'x', LOG_LEVEL: 'nope', STRIPE_WEBHOOK_SECRET: 'bad' },
+    timeoutMs: 20_000,
   });
-  t.equal(run.status, 1);
+  t.equal(run.code, 1);
   t.match(run.stderr, /invalid configuration/);
   t.match(run.stderr, /PORT/);
   t.match(run.stderr, /LOG_LEVEL/);

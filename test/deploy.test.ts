@@ -1,7 +1,6 @@
 // compose.yaml and the Dockerfile cannot be run here (no Docker engine), so check what can be
 // checked: they parse, agree with the config, the image gets everything the code imports, and its
 // command stops cleanly on SIGTERM.
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -12,6 +11,9 @@ import { parse } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../src/config.ts';
 import { freePort } from '../src/db/embedded.ts';
 import { createTestDatabase } from './helpers/db.ts';
+import { spawnScript } from './helpers/spawn.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
+import { isReady } from '../scripts/lib/service.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
@@ -58,27 +60,23 @@ t.test("SIGTERM to the image's command runs the service's ordered shutdown", asy
   const db = await createTestDatabase(t);
   const [command, ...args] = dockerCmd(await readFile(path.join(root, 'Dockerfile'), 'utf8'));
   const port = await freePort();
-  const child = spawn(command!, args, {
+  const service = spawnScript(command!, args, {
     cwd: root,
-    env: { PATH: process.env.PATH, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', WORKER_CONCURRENCY: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', WORKER_CONCURRENCY: '1' },
   });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 30_000;
-  while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the image's command did not start the service:\n${out}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGTERM');
-  t.equal(await exited, 0, 'exits 0');
+  await waitFor(isReady(`http://127.0.0.1:${port}`), {
+    what: "the image's command to start the service",
+    proc: service,
+    intervalMs: 100,
+    explain: service.output,
+  });
+  service.child.kill('SIGTERM');
+  t.equal((await service.exited).code, 0, 'exits 0');
   // The service itself is gone too, not only the process we signalled.
   await new Promise((r) => setTimeout(r, 200));
   t.notOk(await fetch(`http://127.0.0.1:${port}/readyz`).then(() => true, () => false), 'nothing answers on the port');
-  t.match(out, /"reason":"SIGTERM"/, 'the service got the signal');
-  t.match(out, /"msg":"stopped"/, 'and finished its shutdown');
+  t.match(service.output(), /"reason":"SIGTERM"/, 'the service got the signal');
+  t.match(service.output(), /"msg":"stopped"/, 'and finished its shutdown');
 });
 
 /** The exec-form CMD of a Dockerfile, as the argv docker runs. */

@@ -1,6 +1,5 @@
 // The newcomer's path: no DATABASE_URL, an empty data folder, `npm start`; and, for a start as
 // root, the copy of the binaries the postgres user runs (test/first-run.test.ts runs it all).
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
@@ -10,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { mirrorTree, postgresUser } from '../src/db/embedded-root.ts';
 import { freePort } from '../src/db/embedded.ts';
+import { spawnScript } from './helpers/spawn.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
 
 t.test('the service starts its own Postgres from an empty data dir, serves, and stops cleanly', async (t) => {
   const dir = path.join(tmpdir(), `wi-embedded-${randomBytes(4).toString('hex')}`);
@@ -17,9 +18,8 @@ t.test('the service starts its own Postgres from an empty data dir, serves, and 
   t.notOk(existsSync(dir), 'starts from nothing');
   const [httpPort, pgPort] = [await freePort(), await freePort()];
   const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
-  const child = spawn(process.execPath, [main], {
+  const service = spawnScript(process.execPath, [main], {
     env: {
-      PATH: process.env.PATH,
       PORT: String(httpPort),
       HOST: '127.0.0.1',
       EMBEDDED_PG_DIR: dir,
@@ -27,29 +27,20 @@ t.test('the service starts its own Postgres from an empty data dir, serves, and 
       LOG_LEVEL: 'info',
       WORKER_CONCURRENCY: '0',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  t.teardown(() => child.kill('SIGKILL'));
+  t.teardown(() => service.child.kill('SIGKILL'));
 
-  const deadline = Date.now() + 60_000;
-  while (!out.includes('"listening"') && Date.now() < deadline) {
-    if (child.exitCode !== null) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  t.match(out, /DATABASE_URL is unset: started the embedded Postgres/, 'says so in one line');
+  await waitFor(() => service.output().includes('"listening"'), { what: 'the service to listen', proc: service, timeoutMs: 60_000, intervalMs: 100, explain: service.output });
+  t.match(service.output(), /DATABASE_URL is unset: started the embedded Postgres/, 'says so in one line');
   t.ok(existsSync(path.join(dir, 'PG_VERSION')), 'data kept under EMBEDDED_PG_DIR');
   const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
   t.equal(ready.status, 200, 'database reachable and migrated');
   const stripe = await fetch(`http://127.0.0.1:${httpPort}/webhooks/stripe`, { method: 'POST', body: '{}' });
   t.equal(stripe.status, 503, 'Stripe without a secret: 503 so Stripe retries');
-  t.match(out, /STRIPE_WEBHOOK_SECRET is not set/);
+  t.match(service.output(), /STRIPE_WEBHOOK_SECRET is not set/);
 
-  child.kill('SIGTERM');
-  t.equal(await exited, 0, 'SIGTERM exits 0');
+  service.child.kill('SIGTERM');
+  t.equal((await service.exited).code, 0, 'SIGTERM exits 0');
   t.notOk(existsSync(path.join(dir, 'postmaster.pid')), 'Postgres stopped with it');
 });
 

@@ -1,7 +1,6 @@
 // A newcomer's first run as root (the default user in containers and VMs) with the project in a
 // directory only root can enter: `npm test` and `npm start` work, and what cannot work says
 // what to do in one line. It used to die on an unhandled 'error' event (spawn initdb EACCES).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +8,9 @@ import path from 'node:path';
 import t from 'tap';
 import { canEnter, postgresUser, RELOCATED_DATA_ROOT } from '../src/db/embedded-root.ts';
 import { freePort } from '../src/db/embedded.ts';
-import { root } from '../scripts/lib/service.ts';
+import { isReady, root } from '../scripts/lib/service.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
+import { runScript, spawnScript, type Spawned } from './helpers/spawn.ts';
 
 // Two Postgres initdbs, a nested test run and three service starts on a shared 2-core machine.
 t.setTimeout(300_000);
@@ -21,33 +22,20 @@ async function copyProject(to: string): Promise<void> {
   const skipped = new Set(['node_modules', '.git', '.tap', '.data'].map((name) => path.join(root, name)));
   await cp(root, to, { recursive: true, filter: (from) => !skipped.has(path.resolve(from)) });
   // Hard links: a copy of node_modules in seconds, at paths the postgres user cannot reach.
-  const linked = spawnSync('cp', ['-al', path.join(root, 'node_modules'), path.join(to, 'node_modules')], { encoding: 'utf8' });
-  if (linked.status !== 0) throw new Error(`cp -al node_modules: ${linked.stderr}`);
+  const linked = await runScript('cp', ['-al', path.join(root, 'node_modules'), path.join(to, 'node_modules')]);
+  if (linked.code !== 0) throw new Error(`cp -al node_modules: ${linked.stderr}`);
 }
 
-type Run = { child: ChildProcess; output: () => string; exited: Promise<number | null> };
-
-function run(command: string, args: string[], cwd: string, env: Record<string, string>): Run {
-  // Only what a user's shell would have: the outer test run's TAP_* and TEST_DATABASE_URL must not leak in.
-  const child = spawn(command, args, { cwd, env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/root', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => out, exited };
-}
+/** Only what a user's shell would have (spawnScript keeps the outer run's TAP_* out); npm needs a HOME. */
+const run = (command: string, args: string[], cwd: string, env: Record<string, string>): Spawned =>
+  spawnScript(command, args, { cwd, env: { HOME: process.env.HOME ?? '/root', ...env } });
 
 function logLines(out: string): Record<string, unknown>[] {
   return out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-async function waitReady(service: Run, port: number): Promise<boolean> {
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline && service.child.exitCode === null) {
-    if (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false)) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return false;
+function waitReady(service: Spawned, port: number): Promise<boolean> {
+  return waitFor(isReady(`http://127.0.0.1:${port}`), { proc: service, timeoutMs: 120_000, intervalMs: 200 }).then(() => true, () => false);
 }
 
 t.test('as root, in a directory only root can enter', { skip }, async (t) => {
@@ -60,7 +48,7 @@ t.test('as root, in a directory only root can enter', { skip }, async (t) => {
 
   t.test('npm test starts its throwaway Postgres and passes', async (t) => {
     const tests = run('npm', ['run', 'test:only', '--', 'test/config.test.ts'], project, { npm_config_update_notifier: 'false' });
-    const code = await tests.exited;
+    const { code } = await tests.exited;
     t.equal(code, 0, 'exit 0', { output: tests.output().slice(-3000) });
     t.match(tests.output(), /# throwaway Postgres started in \d+ ms/);
     t.match(tests.output(), /^ok 1 - test\/config\.test\.ts/m);
@@ -87,7 +75,7 @@ t.test('as root, in a directory only root can enter', { skip }, async (t) => {
     t.ok(existsSync(path.join(dir, 'PG_VERSION')), 'the cluster is there');
     t.match(first.output(), /"migration":"001_events\.sql","msg":"migration applied"/);
     first.child.kill('SIGTERM');
-    t.equal(await first.exited, 0, 'SIGTERM exits 0');
+    t.equal((await first.exited).code, 0, 'SIGTERM exits 0');
     t.match(first.output(), /"msg":"stopped"/);
     t.notOk(existsSync(path.join(dir, 'postmaster.pid')), 'Postgres stopped with it');
 
@@ -99,7 +87,7 @@ t.test('as root, in a directory only root can enter', { skip }, async (t) => {
     t.equal(started?.dir, dir, 'on the same data');
     t.notMatch(second.output(), /migration applied/, 'already migrated');
     second.child.kill('SIGTERM');
-    t.equal(await second.exited, 0, 'SIGTERM exits 0');
+    t.equal((await second.exited).code, 0, 'SIGTERM exits 0');
   });
 
   t.test('a cluster the postgres user cannot reach: one line that says what to do', async (t) => {
@@ -113,7 +101,7 @@ t.test('as root, in a directory only root can enter', { skip }, async (t) => {
       EMBEDDED_PG_DIR: dir,
       LOG_LEVEL: 'info',
     });
-    t.equal(await service.exited, 1, 'exits 1');
+    t.equal((await service.exited).code, 1, 'exits 1');
     const lines = service.output().trim().split('\n');
     t.equal(lines.length, 1, 'one line', { output: service.output() });
     const [line] = logLines(service.output());

@@ -3,7 +3,7 @@
 import t from 'tap';
 import { foldSnapshot } from '../src/worker/fold.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { drain, resetGraph, storeEvents, type Ev } from './helpers/fold.ts';
+import { drain, resetGraph, storeEvents, stripeEv } from './helpers/fold.ts';
 
 const db = await createTestDatabase(t);
 const sql = db.sql;
@@ -13,9 +13,7 @@ const subscription = (status: string) => ({
   id: 'sub_1', object: 'subscription', created: T0, customer: 'cus_1', status,
   items: { object: 'list', data: [{ id: 'si_1', object: 'subscription_item', created: T0, price: 'price_1' }] },
 });
-const event = (id: string, created: number, status: string): Ev => ({
-  id, type: 'customer.subscription.updated', created, api_version: '2025-03-31.basil', data: { object: subscription(status) },
-});
+const event = (id: string, created: number, status: string) => stripeEv(id, 'customer.subscription.updated', created, subscription(status));
 
 t.test('a snapshot read from the API writes its rows, children included, and parks what it lacks', async (t) => {
   await resetGraph(sql);

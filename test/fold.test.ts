@@ -6,7 +6,7 @@ import { claimEvents } from '../src/db/events.ts';
 import { silentLogger } from '../src/log.ts';
 import { sweepLinks } from '../src/worker/sweeps.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { drain, graphSnapshot, resetGraph, storeEvents, type Ev } from './helpers/fold.ts';
+import { drain, graphSnapshot, resetGraph, storeEvents, stripeEv, type Ev } from './helpers/fold.ts';
 
 const db = await createTestDatabase(t);
 const sql = db.sql;
@@ -14,10 +14,7 @@ const sql = db.sql;
 let seq = 0;
 const T0 = 1_760_000_000;
 /** A Stripe event carrying `object`; ids are evt_<n> so tests can reason about the last tie-break. */
-function ev(type: string, object: Record<string, any>, created = T0, extra: Partial<Ev> = {}): Ev {
-  seq++;
-  return { id: `evt_${String(seq).padStart(6, '0')}`, type, created, api_version: '2025-03-31.basil', data: { object }, ...extra };
-}
+const ev = (type: string, object: Record<string, any>, created = T0, extra: Partial<Ev> = {}) => stripeEv(`evt_${String(++seq).padStart(6, '0')}`, type, created, object, extra);
 const customer = (id: string, more: Record<string, any> = {}) => ({ id, object: 'customer', created: T0, email: `${id}@example.com`, livemode: false, ...more });
 const invoice = (id: string, status: string, more: Record<string, any> = {}) => ({
   id, object: 'invoice', created: T0, status, customer: 'cus_a', currency: 'eur', amount_due: 1200, livemode: false, ...more,

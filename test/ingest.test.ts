@@ -19,6 +19,7 @@ import {
   testConfig,
 } from './helpers/app.ts';
 import { startProxy } from './helpers/proxy.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
 
 const db = await createTestDatabase(t);
 const app = testApp(db.sql);
@@ -84,8 +85,7 @@ t.test('a stored event wakes the workers after its commit; a duplicate or a forg
   const event = stripeEvent();
   const body = JSON.stringify(event);
   t.equal((await app.request('/webhooks/stripe', post(body, signStripe(body)))).status, 200);
-  const deadline = Date.now() + 5000;
-  while (heard.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await waitFor(() => heard.length > 0, { timeoutMs: 5000, intervalMs: 10, what: 'the wake-up' });
   t.same(heard, [1], 'one wake-up, sent when the row was already visible to other sessions');
 
   heard.length = 0;

@@ -1,12 +1,12 @@
 // Migrations: in order, once, under a lock, recorded; a failing one stops; every table and column
 // is commented for the support staff who read the schema in psql.
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, writeFile, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { migrate, MigrationError, readMigrations, SQL_DIR } from '../src/db/migrate.ts';
 import { createTestDatabase } from './helpers/db.ts';
+import { runScript } from './helpers/spawn.ts';
 import { root } from '../scripts/lib/service.ts';
 
 t.test('running the migrations again is a no-op', async (t) => {
@@ -68,17 +68,13 @@ t.test('every table, view and column has a comment', async (t) => {
 t.test('npm run migrate: says what it did, or why it could not, and exits accordingly', async (t) => {
   const db = await createTestDatabase(t);
   const cli = (url: string) =>
-    spawnSync(process.execPath, [path.join(root, 'src/db/migrate-cli.ts')], {
-      env: { PATH: process.env.PATH, DATABASE_URL: url, LOG_LEVEL: 'info' },
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
-  const ok = cli(db.url);
-  t.equal(ok.status, 0);
+    runScript(process.execPath, [path.join(root, 'src/db/migrate-cli.ts')], { env: { DATABASE_URL: url, LOG_LEVEL: 'info' }, timeoutMs: 20_000 });
+  const ok = await cli(db.url);
+  t.equal(ok.code, 0);
   t.match(ok.stdout, /"msg":"database already up to date"/);
   // A malformed URL used to escape as an uncaught stack trace.
-  const bad = cli('postgres://user:secret@/db');
-  t.equal(bad.status, 1);
+  const bad = await cli('postgres://user:secret@/db');
+  t.equal(bad.code, 1);
   t.match(bad.stdout, /"level":60.*DATABASE_URL cannot be read.*"msg":"migration failed"/);
   t.equal(bad.stderr, '', 'no uncaught exception');
   t.notMatch(bad.stdout, /secret@/, 'without the password');

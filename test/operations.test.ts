@@ -4,19 +4,14 @@ import t from 'tap';
 import { purgeEvents } from '../src/db/retention.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { seedEvent } from './helpers/events.ts';
-import { drain, storeEvents, type Ev } from './helpers/fold.ts';
+import { drain, storeEvents, stripeEv, type Ev } from './helpers/fold.ts';
 
 const db = await createTestDatabase(t);
 const sql = db.sql;
 const T0 = 1_760_000_000;
-const ev = (id: string, type: string, created: number, object: Record<string, unknown>, more: Partial<Ev> = {}): Ev => ({
-  id,
-  type,
-  created,
-  api_version: '2025-03-31.basil',
-  data: { object: { created: T0, livemode: false, ...object } },
-  ...more,
-});
+/** Objects here are created at T0 in test mode unless they say otherwise. */
+const ev = (id: string, type: string, created: number, object: Record<string, unknown>, more: Partial<Ev> = {}) =>
+  stripeEv(id, type, created, { created: T0, livemode: false, ...object }, more);
 
 t.test('event_backlog counts by status, source and type, with retries and the oldest unprocessed age', async (t) => {
   const mine = await createTestDatabase(t);

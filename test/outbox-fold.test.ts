@@ -6,7 +6,7 @@ import t from 'tap';
 import { createSubscription, deleteSubscription } from '../src/db/subscriptions.ts';
 import { generateSecret } from '../src/outbox/sign.ts';
 import { createTestDatabase } from './helpers/db.ts';
-import { drain, storeEvents, type Ev } from './helpers/fold.ts';
+import { drain, storeEvents, stripeEv, type Ev } from './helpers/fold.ts';
 
 const db = await createTestDatabase(t);
 const sql = db.sql;
@@ -18,12 +18,8 @@ const messages = async () =>
   sql<{ type: string; object_id: string; version: number; source_event: string | null; links: any; data: any }[]>`
     select type, object_id, version::int as version, source_event, links, data from outbox_messages order by created_at, object_id, version`;
 
-const customer = (id: string, event: string, created: number, fields: Record<string, unknown> = {}, type = 'customer.updated'): Ev => ({
-  id: event,
-  type,
-  created,
-  data: { object: { id, object: 'customer', email: `${event}@example.com`, created: 1_700_000_000, livemode: false, ...fields } },
-});
+const customer = (id: string, event: string, created: number, fields: Record<string, unknown> = {}, type = 'customer.updated') =>
+  stripeEv(event, type, created, { id, object: 'customer', email: `${event}@example.com`, created: 1_700_000_000, livemode: false, ...fields });
 
 t.test('no subscription: the fold writes no message', async (t) => {
   await fold(customer('cus_none', 'evt_none_1', 1_700_000_100, {}, 'customer.created'));
@@ -53,10 +49,7 @@ t.test('a message per change, none for stale, duplicate or unchanged, with versi
   t.match((await messages()).map((m) => `${m.type} v${m.version} ${m.source_event}`), ['customer.created v1 evt_c1', 'customer.updated v2 evt_c2', 'customer.deleted v3 evt_c3']);
 
   // A child before its parent: created with the link unset, then updated when the parent arrives.
-  await fold({
-    id: 'evt_i1', type: 'invoice.created', created: 1_700_000_400,
-    data: { object: { id: 'in_1', object: 'invoice', customer: 'cus_2', status: 'draft', created: 1_700_000_400, livemode: false } },
-  });
+  await fold(stripeEv('evt_i1', 'invoice.created', 1_700_000_400, { id: 'in_1', object: 'invoice', customer: 'cus_2', status: 'draft', created: 1_700_000_400, livemode: false }));
   await fold(customer('cus_2', 'evt_c4', 1_700_000_500, {}, 'customer.created'));
   const invoice = (await messages()).filter((m) => m.object_id === 'in_1');
   t.match(invoice, [

@@ -10,6 +10,7 @@ import { Webhook } from 'standardwebhooks';
 import { createSender, customHeadersProblem, type SendOutcome, type SenderOptions } from '../src/outbox/send.ts';
 import { generateSecret, signMessage } from '../src/outbox/sign.ts';
 import { parseNetworkList } from '../src/outbox/ssrf.ts';
+import { waitFor } from '../scripts/lib/wait.ts';
 
 const LOCAL = parseNetworkList('127.0.0.0/8');
 
@@ -45,9 +46,7 @@ async function receiver(t: Test, handle: (req: http.IncomingMessage, res: http.S
 }
 
 /** Resolves when `check` holds, looking again on every turn of the event loop. */
-async function until(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((resolve) => setImmediate(resolve));
-}
+const until = (check: () => boolean) => waitFor(check, { intervalMs: 0, what: 'the receiver to see it' });
 
 const body = JSON.stringify({ type: 'invoice.paid', data: { id: 'in_1' } });
 const request = (url: string, subscriptionId = 'sub_1', headers: Record<string, string> = {}) => ({ subscriptionId, url, headers, body });

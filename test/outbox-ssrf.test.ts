@@ -164,7 +164,7 @@ t.test('registration: the allowlist and OUTBOX_ALLOW_HTTP let local development 
 // A real receiver on 127.0.0.1 that counts every connection it gets.
 async function startReceiver(t: Test) {
   const seen = { connections: 0, requests: 0 };
-  const server = http.createServer((req, res) => {
+  const server = http.createServer((_req, res) => {
     seen.requests++;
     res.end('ok');
   });

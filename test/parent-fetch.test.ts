@@ -5,7 +5,7 @@
 // earlier one does not; 429s and 500s lose nothing and the rate limit holds.
 import t from 'tap';
 import { createTestDatabase } from './helpers/db.ts';
-import { drain, graphSnapshot, resetGraph, storeEvents, type Ev } from './helpers/fold.ts';
+import { drain, graphSnapshot, resetGraph, storeEvents, stripeEv, type Ev } from './helpers/fold.ts';
 import { busiestWindow, fixtureObject, startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
 import { apiEnv, differingTables, runWorkers, testApi, testLog, waitingLinks, withoutProvenance } from './helpers/stripe-api.ts';
 import { waitFor } from '../scripts/lib/wait.ts';
@@ -22,10 +22,6 @@ async function fake(t: { teardown: (fn: () => unknown) => void }): Promise<FakeS
 }
 
 const now = () => Math.floor(Date.now() / 1000);
-
-function event(id: string, type: string, created: number, object: Record<string, unknown>, extra: Partial<Ev> = {}): Ev {
-  return { id, type, created, data: { object }, ...extra } as Ev;
-}
 
 /** Withholds every event of the stream about these objects; returns the rest and the withheld objects' final states. */
 function withhold(stream: StripeEvent[], keep: (o: Record<string, any>) => boolean) {
@@ -95,8 +91,8 @@ t.test('a parent Stripe does not have: the links are marked unresolvable with th
   await resetGraph(sql);
   const at = now() - 3600;
   await storeEvents(sql, [
-    event('evt_pf_inv1', 'invoice.created', at, { ...fixtureObject('invoice', { id: 'in_pf_1', customer: 'cus_pf_gone', created: at }), parent: null, subscription: null, lines: noLines('in_pf_1') }),
-    event('evt_pf_inv2', 'invoice.created', at, { ...fixtureObject('invoice', { id: 'in_pf_2', customer: 'cus_pf_gone', created: at }), parent: null, subscription: null, lines: noLines('in_pf_2') }),
+    stripeEv('evt_pf_inv1', 'invoice.created', at, { ...fixtureObject('invoice', { id: 'in_pf_1', customer: 'cus_pf_gone', created: at }), parent: null, subscription: null, lines: noLines('in_pf_1') }),
+    stripeEv('evt_pf_inv2', 'invoice.created', at, { ...fixtureObject('invoice', { id: 'in_pf_2', customer: 'cus_pf_gone', created: at }), parent: null, subscription: null, lines: noLines('in_pf_2') }),
   ]);
   await drain(sql);
   const api = testApi(f);
@@ -113,7 +109,7 @@ t.test('a parent Stripe does not have: the links are marked unresolvable with th
   t.equal(stuck!.n, 0, 'the events are folded; nothing waits on the link');
 
   // A parent that arrives after all still resolves the links.
-  await storeEvents(sql, [event('evt_pf_cus', 'customer.created', at, fixtureObject('customer', { id: 'cus_pf_gone', created: at }))]);
+  await storeEvents(sql, [stripeEv('evt_pf_cus', 'customer.created', at, fixtureObject('customer', { id: 'cus_pf_gone', created: at }))]);
   await drain(sql);
   t.same([...(await sql`select customer_id from invoices order by id`)].map((r) => r.customer_id), ['cus_pf_gone', 'cus_pf_gone']);
   t.equal((await sql`select 1 from pending_links`).length, 0);
@@ -127,8 +123,8 @@ t.test('a deleted parent folds as a tombstone; a connected account is read with 
   f.markDeleted('customer', 'cus_pf_deleted');
   f.put(fixtureObject('customer', { id: 'cus_pf_connected', created: at, email: 'connected@example.com' }), { account: 'acct_pf_1' });
   await storeEvents(sql, [
-    event('evt_pf_pm1', 'payment_method.attached', at, fixtureObject('payment_method', { id: 'pm_pf_1', customer: 'cus_pf_deleted', created: at })),
-    event('evt_pf_pm2', 'payment_method.attached', at, fixtureObject('payment_method', { id: 'pm_pf_2', customer: 'cus_pf_connected', created: at }), { account: 'acct_pf_1' }),
+    stripeEv('evt_pf_pm1', 'payment_method.attached', at, fixtureObject('payment_method', { id: 'pm_pf_1', customer: 'cus_pf_deleted', created: at })),
+    stripeEv('evt_pf_pm2', 'payment_method.attached', at, fixtureObject('payment_method', { id: 'pm_pf_2', customer: 'cus_pf_connected', created: at }), { account: 'acct_pf_1' }),
   ]);
   await drain(sql);
   const outcomes = await fetchDueParents({ sql, api: testApi(f), log: testLog(), afterSeconds: 0 }, 10);
@@ -150,7 +146,7 @@ t.test('a late webhook older than the read does not overwrite it; a newer one do
   await resetGraph(sql);
   const at = now() - 7200;
   f.put(fixtureObject('customer', { id: 'cus_pf_late', created: at, email: 'read@example.com' }));
-  await storeEvents(sql, [event('evt_pf_pm3', 'payment_method.attached', at, fixtureObject('payment_method', { id: 'pm_pf_3', customer: 'cus_pf_late', created: at }))]);
+  await storeEvents(sql, [stripeEv('evt_pf_pm3', 'payment_method.attached', at, fixtureObject('payment_method', { id: 'pm_pf_3', customer: 'cus_pf_late', created: at }))]);
   await drain(sql);
   t.same(await fetchDueParents({ sql, api: testApi(f), log: testLog(), afterSeconds: 0 }, 10), ['fetched']);
   const [read] = await sql`select email, last_event_id, extract(epoch from last_event_created)::bigint as key from customers where id = 'cus_pf_late'`;
@@ -158,18 +154,18 @@ t.test('a late webhook older than the read does not overwrite it; a newer one do
   const readAt = Number(read!.key);
 
   // Delayed by an outage: created an hour before the read.
-  await storeEvents(sql, [event('evt_pf_old', 'customer.updated', readAt - 3600, fixtureObject('customer', { id: 'cus_pf_late', created: at, email: 'old@example.com' }))]);
+  await storeEvents(sql, [stripeEv('evt_pf_old', 'customer.updated', readAt - 3600, fixtureObject('customer', { id: 'cus_pf_late', created: at, email: 'old@example.com' }))]);
   await drain(sql);
   const [old] = await sql`select c.email, e.result from customers c, events e where c.id = 'cus_pf_late' and e.event_id = 'evt_pf_old'`;
   t.equal(old!.email, 'read@example.com', 'the older event did not overwrite the read');
   t.match(old!.result, { objects: [{ table: 'customers', id: 'cus_pf_late', action: 'stale' }] });
 
   // The same second as the read: the event wins (the read cannot say whether it saw that change).
-  await storeEvents(sql, [event('evt_pf_same', 'customer.updated', readAt, fixtureObject('customer', { id: 'cus_pf_late', created: at, email: 'same-second@example.com' }))]);
+  await storeEvents(sql, [stripeEv('evt_pf_same', 'customer.updated', readAt, fixtureObject('customer', { id: 'cus_pf_late', created: at, email: 'same-second@example.com' }))]);
   await drain(sql);
   t.equal((await sql`select email from customers where id = 'cus_pf_late'`)[0]!.email, 'same-second@example.com');
 
-  await storeEvents(sql, [event('evt_pf_new', 'customer.updated', readAt + 2, fixtureObject('customer', { id: 'cus_pf_late', created: at, email: 'new@example.com' }))]);
+  await storeEvents(sql, [stripeEv('evt_pf_new', 'customer.updated', readAt + 2, fixtureObject('customer', { id: 'cus_pf_late', created: at, email: 'new@example.com' }))]);
   await drain(sql);
   t.same({ ...(await sql`select email, last_event_id from customers where id = 'cus_pf_late'`)[0] }, { email: 'new@example.com', last_event_id: 'evt_pf_new' });
 });
@@ -183,7 +179,7 @@ t.test("under 429s and 500s: no link lost, every parent read in the end, the rat
   for (let i = 0; i < n; i++) {
     const cus = `cus_pf_r${String(i).padStart(2, '0')}`;
     f.put(fixtureObject('customer', { id: cus, created: at }));
-    events.push(event(`evt_pf_r${i}`, 'payment_method.attached', at, fixtureObject('payment_method', { id: `pm_pf_r${i}`, customer: cus, created: at })));
+    events.push(stripeEv(`evt_pf_r${i}`, 'payment_method.attached', at, fixtureObject('payment_method', { id: `pm_pf_r${i}`, customer: cus, created: at })));
   }
   await storeEvents(sql, events);
   await drain(sql);
@@ -236,7 +232,7 @@ t.test('links younger than PARENT_FETCH_AFTER_S wait for their parent\'s own eve
   await resetGraph(sql);
   const at = now() - 3600;
   f.put(fixtureObject('customer', { id: 'cus_pf_young', created: at }));
-  await storeEvents(sql, [event('evt_pf_young', 'payment_method.attached', at, fixtureObject('payment_method', { id: 'pm_pf_young', customer: 'cus_pf_young', created: at }))]);
+  await storeEvents(sql, [stripeEv('evt_pf_young', 'payment_method.attached', at, fixtureObject('payment_method', { id: 'pm_pf_young', customer: 'cus_pf_young', created: at }))]);
   await drain(sql);
   const deps = { sql, api: testApi(f), log: testLog(), afterSeconds: 3600 };
   t.same(await fetchDueParents(deps, 10), [], 'not yet');

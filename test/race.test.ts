@@ -8,7 +8,7 @@ import { sweepLinks } from '../src/worker/sweeps.ts';
 import { testConfig } from './helpers/app.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { waitFor } from '../scripts/lib/wait.ts';
-import { drain, resetGraph, storeEvents, type Ev } from './helpers/fold.ts';
+import { drain, resetGraph, storeEvents, stripeEv, type Ev } from './helpers/fold.ts';
 
 const db = await createTestDatabase(t);
 const sql = db.sql;
@@ -21,14 +21,9 @@ t.test('parents and children folded at the same moment by 8 workers leave nothin
     for (let i = 0; i < 150; i++) {
       const cus = `cus_${round}_${i}`;
       // Two children: they hold the customer's key shared, side by side, and its writer exclusively.
-      const child = (n: number): Ev => ({
-        id: `evt_${round}_${i}_b${n}`, type: 'invoice.created', created: T0,
-        data: { object: { id: `in_${round}_${i}_${n}`, object: 'invoice', created: T0, status: 'draft', customer: cus } },
-      });
-      const parent: Ev = {
-        id: `evt_${round}_${i}_a`, type: 'customer.created', created: T0,
-        data: { object: { id: cus, object: 'customer', created: T0 } },
-      };
+      const child = (n: number) =>
+        stripeEv(`evt_${round}_${i}_b${n}`, 'invoice.created', T0, { id: `in_${round}_${i}_${n}`, object: 'invoice', created: T0, status: 'draft', customer: cus });
+      const parent = stripeEv(`evt_${round}_${i}_a`, 'customer.created', T0, { id: cus, object: 'customer', created: T0 });
       // Adjacent in the queue, so workers with batch size 1 claim them together.
       const three = [parent, child(1), child(2)];
       events.push(...three.slice(i % 3), ...three.slice(0, i % 3));
@@ -46,8 +41,8 @@ t.test('parents and children folded at the same moment by 8 workers leave nothin
 t.test('the sweeper resolves a link left parked although its parent exists', async (t) => {
   await resetGraph(sql);
   await storeEvents(sql, [
-    { id: 'evt_s1', type: 'customer.created', created: T0, data: { object: { id: 'cus_s', object: 'customer', created: T0 } } },
-    { id: 'evt_s2', type: 'invoice.created', created: T0, data: { object: { id: 'in_s', object: 'invoice', created: T0, customer: 'cus_s' } } },
+    stripeEv('evt_s1', 'customer.created', T0, { id: 'cus_s', object: 'customer', created: T0 }),
+    stripeEv('evt_s2', 'invoice.created', T0, { id: 'in_s', object: 'invoice', created: T0, customer: 'cus_s' }),
   ]);
   await drain(sql);
   // What a bug or a hand-restored row would leave: the link undone and parked again.
@@ -70,7 +65,7 @@ t.test('startWorkers starts pg-boss once with the sweep schedules, and stops it'
     const schedules = await sql`select name, cron from pgboss.schedule order by name`;
     t.same(schedules.map((s) => `${s.name} ${s.cron}`), ['purge-outbox */10 * * * *', 'recover-leases * * * * *', 'sweep-links * * * * *']);
     // The claim loops run alongside: an event stored now is folded.
-    await storeEvents(sql, [{ id: 'evt_boss', type: 'customer.created', created: T0, data: { object: { id: 'cus_boss', object: 'customer', created: T0 } } }]);
+    await storeEvents(sql, [stripeEv('evt_boss', 'customer.created', T0, { id: 'cus_boss', object: 'customer', created: T0 })]);
     await waitFor(async () => (await sql`select 1 from customers where id = 'cus_boss'`).length === 1);
   } finally {
     await workers.stop();

@@ -5,9 +5,9 @@ import path from 'node:path';
 import t from 'tap';
 import { createTestDatabase } from './helpers/db.ts';
 import { seedEvent } from './helpers/events.ts';
-import { drain, storeEvents } from './helpers/fold.ts';
+import { drain, storeEvents, stripeEv } from './helpers/fold.ts';
 import { root } from '../scripts/lib/service.ts';
-import { BASIL, buildStream } from '../scripts/lib/stream.ts';
+import { buildStream } from '../scripts/lib/stream.ts';
 
 const readme = await readFile(path.join(root, 'README.md'), 'utf8');
 const section = readme.split(/^## /m).find((s) => s.startsWith('Answering questions with SQL\n'));
@@ -17,13 +17,7 @@ const db = await createTestDatabase(t);
 await storeEvents(db.sql, buildStream({ seed: 11, customers: 3 }));
 // An invoice whose customer never arrives, and an event that failed a moment ago.
 await storeEvents(db.sql, [
-  {
-    id: 'evt_readme_orphan',
-    type: 'invoice.created',
-    created: 1_760_000_000,
-    api_version: BASIL,
-    data: { object: { id: 'in_readme_orphan', object: 'invoice', status: 'draft', customer: 'cus_never', created: 1_760_000_000, livemode: false } },
-  },
+  stripeEv('evt_readme_orphan', 'invoice.created', 1_760_000_000, { id: 'in_readme_orphan', object: 'invoice', status: 'draft', customer: 'cus_never', created: 1_760_000_000, livemode: false }),
 ]);
 await drain(db.sql);
 await seedEvent(db.sql, { status: 'FAILED', type: 'invoice.paid', lastError: 'boom', age: '1 minute' });

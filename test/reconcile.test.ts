@@ -2,7 +2,6 @@
 // retries (events withheld from webhook delivery but listed by the API) is recovered, the graph
 // equals the in-order fold, and nothing is stored twice; the cursor lives in the database; the
 // schedule's metrics; npm run reconcile as operators run it.
-import { spawn, spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
@@ -13,6 +12,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.ts';
 import { drain, graphSnapshot, resetGraph, storeEvents } from './helpers/fold.ts';
 import { TEST_KEY, busiestWindow, startFakeStripe, type FakeStripe } from './helpers/fake-stripe.ts';
 import { testApi, testLog } from './helpers/stripe-api.ts';
+import { runScript } from './helpers/spawn.ts';
 import { buildStream, type StripeEvent } from '../scripts/lib/stream.ts';
 import { root } from '../scripts/lib/service.ts';
 
@@ -156,16 +156,10 @@ t.test('the schedule counts what it recovers; /metrics shows the last success an
 });
 
 /** The CLI as a child process; asynchronously, since the fake Stripe answers from this process. */
-function reconcile(database: TestDatabase, f: FakeStripe, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [path.join(root, 'scripts/reconcile.ts'), ...args], {
-    env: { PATH: process.env.PATH, DATABASE_URL: database.url, STRIPE_API_KEY: TEST_KEY, STRIPE_API_BASE: f.url },
+const reconcile = (database: TestDatabase, f: FakeStripe, args: string[]) =>
+  runScript(process.execPath, [path.join(root, 'scripts/reconcile.ts'), ...args], {
+    env: { DATABASE_URL: database.url, STRIPE_API_KEY: TEST_KEY, STRIPE_API_BASE: f.url },
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 t.test('npm run reconcile -- --since 20d --dry-run reports how many are missing and changes nothing; without --dry-run it stores them', async (t) => {
   const f = await fake(t);
@@ -186,14 +180,14 @@ t.test('npm run reconcile -- --since 20d --dry-run reports how many are missing 
   t.match(real.stdout, new RegExp(`${missing} events recovered in`));
   t.equal((await own.sql`select count(*)::int as n from events where recovered_at is not null`)[0]!.n, missing);
 
-  const help = spawnSync(process.execPath, [path.join(root, 'scripts/reconcile.ts'), '--help'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
-  t.equal(help.status, 0);
+  const help = await runScript(process.execPath, [path.join(root, 'scripts/reconcile.ts'), '--help']);
+  t.equal(help.code, 0);
   for (const flag of ['--since', '--account', '--dry-run', '--help', 'Exit status']) t.match(help.stdout, flag);
   const bad = await reconcile(own, f, ['--since', 'yesterday']);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /--since: expected an ISO-8601 time/);
-  const noKey = spawnSync(process.execPath, [path.join(root, 'scripts/reconcile.ts')], { encoding: 'utf8', env: { PATH: process.env.PATH, DATABASE_URL: own.url } });
-  t.equal(noKey.status, 2);
+  const noKey = await runScript(process.execPath, [path.join(root, 'scripts/reconcile.ts')], { env: { DATABASE_URL: own.url } });
+  t.equal(noKey.code, 2);
   t.match(noKey.stderr, /STRIPE_API_KEY is not set/);
 });
 

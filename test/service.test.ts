@@ -1,6 +1,5 @@
 // The process lifecycle (src/service.ts): what each ROLE serves and starts, the order of a graceful
 // shutdown, /readyz with the database gone, and SIGTERM/SIGINT on the real process exiting 0.
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import http from 'node:http';
@@ -13,8 +12,9 @@ import { signStripe, stripeEvent, testConfig } from './helpers/app.ts';
 import { createTestDatabase } from './helpers/db.ts';
 import { seedEvent } from './helpers/events.ts';
 import { startProxy } from './helpers/proxy.ts';
+import { runScript, spawnScript } from './helpers/spawn.ts';
 import { SECRET } from '../scripts/lib/deliver.ts';
-import { root } from '../scripts/lib/service.ts';
+import { isReady, root } from '../scripts/lib/service.ts';
 import { freePort } from '../src/db/embedded.ts';
 import { waitFor } from '../scripts/lib/wait.ts';
 
@@ -112,7 +112,7 @@ t.test('not ready until the workers run; by then the ingest pool is open, and wo
       return { stop: async () => {} };
     },
   });
-  await new Promise((r) => setTimeout(r, 200));
+  await waitFor(() => seen.length > 0, { what: 'the workers to start' });
   release();
   const service = await starting;
   t.teardown(() => service.stop());
@@ -226,12 +226,8 @@ t.test('/readyz answers 503 with the database gone and 200 when it is back; /hea
   t.equal((await fetch(`${service.url}/readyz`)).status, 503, 'a database that accepts and never answers');
 
   await proxy.up();
-  const deadline = Date.now() + 10_000;
   let status = 0;
-  while (status !== 200 && Date.now() < deadline) {
-    status = (await fetch(`${service.url}/readyz`)).status;
-    if (status !== 200) await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(async () => (status = (await fetch(`${service.url}/readyz`)).status) === 200, { timeoutMs: 10_000, intervalMs: 100, what: '/readyz to answer 200' });
   t.equal(status, 200, 'ready again without a restart');
 });
 
@@ -249,26 +245,22 @@ t.test('/readyz answers 503 while migrations are pending', async (t) => {
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   t.test(`${signal} on the real process: logs the shutdown and exits 0`, async (t) => {
     const port = await freePort();
-    const child = spawn(process.execPath, [path.join(root, 'src/main.ts')], {
-      env: { PATH: process.env.PATH, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', STRIPE_WEBHOOK_SECRET: SECRET, LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const service = spawnScript(process.execPath, [path.join(root, 'src/main.ts')], {
+      env: { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', STRIPE_WEBHOOK_SECRET: SECRET, LOG_LEVEL: 'info' },
     });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    t.teardown(() => child.kill('SIGKILL'));
-    const deadline = Date.now() + 30_000;
-    while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`service did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    t.match(out, /ADMIN_TOKEN is not set: the admin API \(\/events\) is off/, 'the startup log says the admin API is off');
-    child.kill(signal);
+    t.teardown(() => service.child.kill('SIGKILL'));
+    await waitFor(isReady(`http://127.0.0.1:${port}`), {
+      what: 'the service to start',
+      proc: service,
+      intervalMs: 100,
+      explain: service.output,
+    });
+    t.match(service.output(), /ADMIN_TOKEN is not set: the admin API \(\/events\) is off/, 'the startup log says the admin API is off');
+    service.child.kill(signal);
     // Past SHUTDOWN_TIMEOUT_MS the process exits 1: 0 means the ordered shutdown finished in time.
-    t.equal(await exited, 0, `${signal} exits 0`);
-    t.match(out, new RegExp(`"reason":"${signal}"`));
-    t.match(out, /"msg":"stopped"/);
+    t.equal((await service.exited).code, 0, `${signal} exits 0`);
+    t.match(service.output(), new RegExp(`"reason":"${signal}"`));
+    t.match(service.output(), /"msg":"stopped"/);
   });
 }
 
@@ -284,12 +276,11 @@ t.test('a failure to start is logged with what to do, then exits 1', async (t) =
     { env: { DATABASE_URL: 'postgres://user:secret@/db?host=/var/run/postgresql' }, says: /DATABASE_URL cannot be read as postgres:\/\/user:password@host:port\/database/ },
   ];
   for (const { env, says } of cases) {
-    const run = spawnSync(process.execPath, [path.join(root, 'src/main.ts')], {
-      env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-      encoding: 'utf8',
-      timeout: 20_000,
+    const run = await runScript(process.execPath, [path.join(root, 'src/main.ts')], {
+      env: { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+      timeoutMs: 20_000,
     });
-    t.equal(run.status, 1, `${Object.keys(env)[0]}: exits 1`);
+    t.equal(run.code, 1, `${Object.keys(env)[0]}: exits 1`);
     t.match(run.stdout, /"level":60.*"msg":"could not start"/, 'logs a fatal line');
     t.match(run.stdout, says, 'which says what to fix');
     t.notMatch(run.stdout, /secret@/, 'without the password');

@@ -4,9 +4,12 @@ export type WaitOptions = {
   /** Named in the error when the time runs out. */
   what?: string;
   timeoutMs?: number;
+  /** 0 looks again on every turn of the event loop, for a condition a socket event sets. */
   intervalMs?: number;
   /** A child process the condition depends on: fail at once if it exits meanwhile. */
   proc?: { child: { exitCode: number | null; signalCode: NodeJS.Signals | null } };
+  /** Appended to the error, e.g. the child's output so far. */
+  explain?: () => string;
 };
 
 /** Resolves once `check` holds, polling every 20 ms; throws after `timeoutMs` (30 s). */
@@ -16,9 +19,13 @@ export async function waitFor(check: () => boolean | Promise<boolean>, options: 
   while (!(await check())) {
     const child = options.proc?.child;
     if (child && (child.exitCode !== null || child.signalCode !== null)) {
-      throw new Error(`the service exited (${child.exitCode ?? child.signalCode}) while waiting for ${what}`);
+      throw failure(`the process exited (${child.exitCode ?? child.signalCode}) while waiting for ${what}`, options);
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
+    if (Date.now() > deadline) throw failure(`timed out after ${timeoutMs} ms waiting for ${what}`, options);
+    await new Promise((r) => (intervalMs > 0 ? setTimeout(r, intervalMs) : setImmediate(r)));
   }
+}
+
+function failure(message: string, options: WaitOptions): Error {
+  return new Error(options.explain ? `${message}:\n${options.explain()}` : message);
 }

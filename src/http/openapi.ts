@@ -19,7 +19,7 @@ const filterProperties = {
     oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string', enum: EVENT_STATUSES } }],
     example: 'FAILED',
   },
-  source: { type: 'string', description: 'stripe, or a Standard Webhooks source name.', example: 'stripe' },
+  source: { type: 'string', description: 'stripe, stripe-thin (thin events), stripe-api (objects read from Stripe\'s API), or a Standard Webhooks source name.', example: 'stripe' },
   type: { type: 'string', description: 'An exact type, or a prefix pattern ending in `*`.', example: 'invoice.*' },
   from: {
     type: 'string',

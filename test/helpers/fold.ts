@@ -6,9 +6,15 @@ import { BY_TABLE, TABLES } from '../../src/stripe/catalog.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 import { startWorkers } from '../../src/worker/index.ts';
 import { waitFor } from '../../scripts/lib/wait.ts';
+import { BASIL } from '../../scripts/lib/stream.ts';
 import { testConfig } from './app.ts';
 
 export type Ev = { id: string; type: string; created: number; api_version?: string; account?: string; data: { object: Record<string, any> } };
+
+/** An event about `object`, at the API version the stream builder uses unless `extra` says otherwise. */
+export function stripeEv(id: string, type: string, created: number, object: Record<string, any>, extra: Partial<Ev> = {}): Ev {
+  return { id, type, created, api_version: BASIL, data: { object }, ...extra };
+}
 
 /** Stores events through the ingest statement (duplicates are dropped, as on the wire). */
 export async function storeEvents(sql: postgres.Sql, events: Ev[]): Promise<void> {
