@@ -18,6 +18,8 @@ import { deliver, signedDelivery } from './lib/deliver.ts';
 import { startService } from './lib/service.ts';
 import { buildStream } from './lib/stream.ts';
 import { benchOutbox } from './lib/bench-outbox.ts';
+import { benchLedger } from './lib/bench-ledger.ts';
+import { parseDuration, soak } from './lib/bench-soak.ts';
 import { benchDatabase, closedLoop, closedLoopFor, cpuPerRow, cpuSnapshot, dropDatabase, freshDatabase, openLoop, percentile, printTable } from './bench-lib.ts';
 import { STRIPE_SYNC_ENGINE_VERSION, startPlainServer, startStripeSyncEngine, type Peer } from './lib/peers.ts';
 
@@ -36,6 +38,13 @@ const { values: args } = parseArgs({
     'outbox-rates': { type: 'string', default: '58,500' },
     'outbox-rounds': { type: 'string', default: '2' },
     split: { type: 'boolean', default: false },
+    'ledger-rows': { type: 'string', default: '1000000' },
+    'ledger-days': { type: 'string', default: '31' },
+    'ledger-seconds': { type: 'string', default: '10' },
+    'ledger-rate': { type: 'string', default: '500' },
+    'ledger-rounds': { type: 'string', default: '2' },
+    soak: { type: 'string' },
+    'soak-rate': { type: 'string', default: '100' },
     env: { type: 'string', multiple: true, default: [] },
     workers: { type: 'string', default: '4' },
     'pool-max': { type: 'string', default: '10' },
@@ -82,6 +91,17 @@ service process(es) and every process of the embedded Postgres (not for a DATABA
   outbox         scripts/lib/bench-outbox.ts: drain with no and with 2 subscriptions (--outbox-rounds,
                  alternating), the relay's deliveries/s to 2 fast local receivers, and end to end
                  (Stripe sent -> subscriber answered 2xx) at --outbox-rates (default 58,500)
+  ledger         scripts/lib/bench-ledger.ts (not in the default phases): ingest at 32 connections,
+                 ack at --ledger-rate (default 500) req/s folding, the drain of --backlog events,
+                 GET /events pages and the retention purge of one day, on an empty database and on
+                 one filled by SQL with a --ledger-rows (default 1000000) ledger over --ledger-days
+                 (default 31) days; --ledger-seconds per loop (default 10); both sides measured in
+                 turn --ledger-rounds times (default 2), medians. A row costs ~3 KB of disk
+                 (table, TOAST, indexes): check the free space first
+  --soak DURATION   instead of the phases: the service as users start it, fed realistic signed
+                 events at --soak-rate req/s (default 100) for DURATION (300, 90s, 30m, 1h); its RSS
+                 and V8 heap sampled every 10 s, a line a minute, and a summary row (RSS at start,
+                 max, end, and its slope over the second half)
   --workers N    WORKER_CONCURRENCY of the folding service (default 4)
   --split        fixed rates with ROLE=api and ROLE=worker as two processes (default: one ROLE=all)
   --seconds N    duration of each fixed rate (default 20)
@@ -97,7 +117,7 @@ you can throw away: the drain's events and the Stripe objects they fold into sta
   process.exit(0);
 }
 const total = Number(args.events);
-const phases = new Set(args.phases!.split(','));
+const phases = new Set(args.soak ? [] : args.phases!.split(','));
 const poolMax = Number(args['pool-max']);
 const warmupSeconds = Number(args.warmup);
 const progress = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
@@ -417,6 +437,19 @@ if (phases.has('outbox')) {
   await benchOutbox({
     sql, databaseUrl: db.url, serviceEnv, workers: args.workers!, backlog: Number(args.backlog), rates: args['outbox-rates']!.split(',').map(Number),
     seconds: Number(args.seconds), rounds: Number(args['outbox-rounds']), cpu: cpu0, progress, rows,
+  });
+}
+if (phases.has('ledger')) {
+  await benchLedger({
+    databaseUrl: db.url, serviceEnv, workers: args.workers!, ledgerRows: Number(args['ledger-rows']),
+    days: Number(args['ledger-days']), seconds: Number(args['ledger-seconds']), rate: Number(args['ledger-rate']),
+    backlog: Number(args.backlog), rounds: Number(args['ledger-rounds']), progress, rows,
+  });
+}
+if (args.soak) {
+  await soak({
+    databaseUrl: db.url, serviceEnv, workers: args.workers!, seconds: parseDuration(args.soak),
+    rate: Number(args['soak-rate']), progress, rows,
   });
 }
 await sql.end();
