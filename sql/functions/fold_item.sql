@@ -15,6 +15,10 @@ begin
       return '{"skipped": true}'::jsonb;
     end if;
   end if;
+  -- The fold commits without waiting for its WAL flush: the rows and the events' PROCESSED marks
+  -- commit together, so a crash that loses the newest folds loses both, and the events are folded
+  -- again. (The outbox's relay commits its claim synchronously before sending, which flushes this.)
+  perform set_config('synchronous_commit', 'off', true);
   -- As in fold_items(): one look at whether anyone subscribes, for the writers.
   perform set_config('webhook_inbox.outbox', case when exists (select 1 from outbox_subscriptions where enabled) then 'on' else 'off' end, true);
   perform case when k.shared then pg_advisory_xact_lock_shared(hashtextextended(k.key, 0))

@@ -18,6 +18,10 @@ declare
   k text;
   v_out jsonb := '[]';
 begin
+  -- The fold commits without waiting for its WAL flush: the rows and the events' PROCESSED marks
+  -- commit together, so a crash that loses the newest folds loses both, and the events are folded
+  -- again. (The outbox's relay commits its claim synchronously before sending, which flushes this.)
+  perform set_config('synchronous_commit', 'off', true);
   -- One look per batch at whether anyone subscribes; with nobody, the writers skip the outbox
   -- (src/db/fold-sql.ts). A subscription created while a batch runs gets the batches after it.
   perform set_config('webhook_inbox.outbox', case when exists (select 1 from outbox_subscriptions where enabled) then 'on' else 'off' end, true);

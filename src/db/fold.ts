@@ -78,26 +78,17 @@ function itemJson(item: FoldItem) {
  * holds comes back busy, one that throws is rolled back alone and comes back as an error, and the
  * others are written. At most 32 items (see sql/functions/fold_items.sql).
  */
-export async function applyFoldItems(tx: postgres.TransactionSql, items: FoldItem[]): Promise<ItemOutcome[]> {
+export async function applyFoldItems(tx: postgres.Sql | postgres.TransactionSql, items: FoldItem[]): Promise<ItemOutcome[]> {
   const [row] = await tx<[{ outcomes: ItemOutcome[] }]>`
     select fold_items(${tx.json(items.map(itemJson) as postgres.JSONValue)}) as outcomes`;
   return row.outcomes;
 }
 
-/** Folds one item in the caller's transaction, waiting for its advisory locks. */
-export async function applyFoldItem(tx: postgres.TransactionSql, item: FoldItem): Promise<ItemOutcome> {
+/** Folds one item in the caller's transaction (or its own, on `sql`), waiting for its advisory locks. */
+export async function applyFoldItem(tx: postgres.Sql | postgres.TransactionSql, item: FoldItem): Promise<ItemOutcome> {
   const [row] = await tx<[{ outcome: ItemOutcome }]>`
     select fold_item(${tx.json(itemJson(item) as postgres.JSONValue)}) as outcome`;
   return row.outcome;
-}
-
-/**
- * Whether the commit of a fold transaction may skip waiting for its WAL flush. The graph rows and
- * the PROCESSED marks commit together, so a crash that loses the newest folds loses both, and the
- * events are folded again.
- */
-export async function relaxCommit(tx: postgres.TransactionSql): Promise<void> {
-  await tx`set local synchronous_commit = off`;
 }
 
 /** Every table that some link points at: the sweeper looks for parked links to these. */
