@@ -133,7 +133,7 @@ const envSchema = z.object({
   PARENT_FETCH_AFTER_S: withDefault(int(0, 30 * 86_400), 60),
   RECONCILE_EVERY: withDefault(every, '10m'),
   RECONCILE_LOOKBACK: withDefault(span(30 * 86_400), '3d'),
-  // The outbox (README "Subscribe to changes").
+  // The outbox (README "Subscribe to changes", docs/outbox.md).
   OUTBOX_TIMEOUT_MS: withDefault(int(100, 120_000), 10_000),
   OUTBOX_RETRY_SCHEDULE: withDefault(parsedWith(parseRetrySchedule), DEFAULT_RETRY_SCHEDULE),
   OUTBOX_BREAKER_FAILURES: withDefault(int(1, 10_000), 10),

@@ -1,5 +1,6 @@
-// Every SQL recipe in the README section "Answering questions with SQL" runs against a database
-// folded from a realistic event stream and returns rows: a renamed column or view breaks the build.
+// Every SQL recipe for support staff (docs/sql.md, and the one in the README's section "Answering
+// questions with SQL") runs against a database folded from a realistic event stream and returns
+// rows: a renamed column or view breaks the build.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
@@ -11,7 +12,8 @@ import { buildStream } from '../scripts/lib/stream.ts';
 
 const readme = await readFile(path.join(root, 'README.md'), 'utf8');
 const section = readme.split(/^## /m).find((s) => s.startsWith('Answering questions with SQL\n'));
-const recipes = [...(section ?? '').matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!);
+const docs = await readFile(path.join(root, 'docs/sql.md'), 'utf8');
+const recipes = [...`${section ?? ''}\n${docs}`.matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1]!);
 
 const db = await createTestDatabase(t);
 await storeEvents(db.sql, buildStream({ seed: 11, customers: 3 }));

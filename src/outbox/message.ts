@@ -1,4 +1,4 @@
-// The request one delivery attempt sends: the JSON body (README "Subscribe to changes" documents
+// The request one delivery attempt sends: the JSON body (docs/outbox.md documents
 // its fields) and its headers, the subscriber's own plus the Standard Webhooks signature. Pure.
 import type { ClaimedDelivery } from '../db/outbox.ts';
 import { signMessage } from './sign.ts';
