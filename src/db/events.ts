@@ -1,7 +1,8 @@
-// Queries on the events table. The ingest statement is a plain postgres.js template: it is the
-// hot path, one round trip, one INSERT.
+// Queries on the events table: one event stored, the claim, the finish and the wake-up. The ingest
+// statement itself lives in db/ingest-batch.ts (group commit); one event goes through it too.
 import type { VerifiedEvent } from '../sources/types.ts';
 import type { Sql } from './client.ts';
+import { insertEventBatch } from './ingest-batch.ts';
 
 /** The LISTEN/NOTIFY channel that wakes workers when an event is stored. */
 export const EVENTS_CHANNEL = 'webhook_inbox_events';
@@ -14,13 +15,8 @@ export type NewEvent = VerifiedEvent & { source: string };
  * caller wakes the workers after the commit (createWakeup), see there why.
  */
 export async function insertEvent(sql: Sql, e: NewEvent): Promise<'stored' | 'duplicate'> {
-  const rows = await sql`
-    insert into events (source, event_id, type, api_version, account, livemode, created, payload)
-    values (${e.source}, ${e.eventId}, ${e.type}, ${e.apiVersion}, ${e.account}, ${e.livemode},
-            to_timestamp(${e.created}::bigint), ${e.body}::text::jsonb)
-    on conflict (source, event_id) do nothing
-    returning id`;
-  return rows.length === 1 ? 'stored' : 'duplicate';
+  const [outcome] = await insertEventBatch(sql, [e]);
+  return outcome!;
 }
 
 /** At most one wake-up NOTIFY per this many ms; the stored events in between share it. */
