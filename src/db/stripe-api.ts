@@ -103,13 +103,6 @@ export async function markUnresolvable(sql: Sql, parentTable: string, parentId: 
   return rows.length;
 }
 
-/** Links still waiting for this parent (after a fetch folded it, none should). */
-export async function linksWaitingFor(sql: Sql, parentTable: string, parentId: string): Promise<number> {
-  const [row] = await sql<{ n: number }[]>`
-    select count(*)::int as n from pending_links where parent_table = ${parentTable} and parent_id = ${parentId}`;
-  return row!.n;
-}
-
 /** Whether a row exists in a catalogue table. */
 export async function rowExists(sql: Sql, table: string, id: string): Promise<boolean> {
   if (!BY_TABLE.has(table)) throw new Error(`rowExists: ${table} is not a table of the catalogue`);
@@ -237,12 +230,6 @@ export async function failReconcile(sql: Sql, scope: string, error: string, reco
     update reconcile_cursors
        set last_error = ${error}, recovered_total = recovered_total + ${recovered}, updated_at = now()
      where scope = ${scope}`;
-}
-
-export async function reconcileCursors(sql: Sql): Promise<ReconcileCursor[]> {
-  return sql<ReconcileCursor[]>`
-    select scope, covered_until, newest_event_at, last_success_at, last_error, recovered_total::text
-      from reconcile_cursors order by scope`;
 }
 
 // ---- Backfill runs -------------------------------------------------------------------------------

@@ -531,9 +531,6 @@ export const TABLES: readonly string[] = (() => {
   return order;
 })();
 
-/** Stripe object names we fold, e.g. `invoice`, `checkout.session`. */
-export const FOLDED_OBJECTS: readonly string[] = OBJECTS.map((s) => s.object);
-
 /** The object a snapshot is, from its id prefix, when its `object` field is missing. */
 export function objectOfId(id: string): string | undefined {
   let best: { object: string; length: number } | undefined;
