@@ -58,8 +58,10 @@ t.test('SIGKILL mid-relay, restart: every message delivered at least once, the s
     async () =>
       (await unfinished(db.sql)) === 0 &&
       receiver.accepted().length >= 10 &&
-      receiver.received.some((r) => r.status === undefined) &&
-      (await waiting()) > 10,
+      (await waiting()) > 10 &&
+      // Last, after every await: nothing runs between this check and the kill below, so the
+      // requests seen in flight here are still in flight when the process dies.
+      receiver.received.some((r) => r.status === undefined),
     { what: 'everything folded, the relay mid-way, requests in flight', proc: service, timeoutMs: 60_000, intervalMs: 5 },
   );
   // Requests the receiver has not answered yet: the relay cannot have recorded them.
